@@ -1,0 +1,1 @@
+//! Deployments: install, update, rollback, uninstall. (issue 4)

@@ -1,0 +1,1 @@
+//! Records to units: the pure conversion and the writer.

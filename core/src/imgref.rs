@@ -1,0 +1,1 @@
+//! Image references and their OSTree branch names. (issue 3)

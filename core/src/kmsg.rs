@@ -1,0 +1,1 @@
+//! Logging to /dev/kmsg, with stderr as fallback.

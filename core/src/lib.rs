@@ -1,0 +1,26 @@
+//! syscontainer: system containers for immutable hosts, with systemd as the
+//! only orchestrator.
+//!
+//! The library holds all the logic; the binaries (`syscontainer`,
+//! `syscontainer-generator`, `syscontainer-exec`) are thin wrappers. Modules
+//! that need libostree, TLS or the network sit behind the `store` feature so
+//! that the generator and the exec helper stay small.
+
+pub mod bundle;
+pub mod fsutil;
+pub mod generate;
+pub mod imgref;
+pub mod kmsg;
+pub mod name;
+pub mod paths;
+pub mod record;
+pub mod template;
+pub mod unit;
+pub mod vars;
+
+#[cfg(feature = "store")]
+pub mod deploy;
+#[cfg(feature = "store")]
+pub mod source;
+#[cfg(feature = "store")]
+pub mod store;

@@ -1,0 +1,98 @@
+//! Every well-known path, in one place.
+//!
+//! All paths here are *logical* paths, as seen on the running system. I/O
+//! goes through [`Root`], which prefixes them with `SYSCONTAINER_ROOT` (default
+//! `/`) so that every test runs on a temporary directory.
+
+use std::path::{Path, PathBuf};
+
+/// Admin records: highest precedence.
+pub const RECORDS_ETC: &str = "/etc/syscontainer/containers";
+/// Runtime records.
+pub const RECORDS_RUN: &str = "/run/syscontainer/containers";
+/// Vendor records, for image-based OSes that preinstall containers.
+pub const RECORDS_USR: &str = "/usr/lib/syscontainer/containers";
+/// Record directories, highest precedence first.
+pub const RECORD_DIRS: [&str; 3] = [RECORDS_ETC, RECORDS_RUN, RECORDS_USR];
+
+/// Where deployments are checked out (`NAME.0`, `NAME.1`, symlink `NAME`).
+pub const CHECKOUT_ROOT: &str = "/var/lib/containers/atomic";
+/// The OSTree repo, when it is on the same filesystem as the checkout root.
+pub const OSTREE_REPO: &str = "/ostree/repo";
+/// Fallback repo location, relative to the checkout root.
+pub const OSTREE_REPO_FALLBACK: &str = ".storage/ostree";
+/// Per-container runtime state of the exec helper (rendered bundles).
+pub const RUN_STATE: &str = "/run/syscontainer";
+/// Lock directory.
+pub const LOCK_DIR: &str = "/run/syscontainer/lock";
+
+/// The default target that enabled containers are wanted by.
+pub const DEFAULT_TARGET: &str = "multi-user.target";
+/// The target that groups every system container.
+pub const CONTAINERS_TARGET: &str = "syscontainers.target";
+
+/// The exec helper, as written into generated units. Set at build time with
+/// `SYSCONTAINER_EXEC_HELPER` (the Makefile passes `$(LIBEXECDIR)/syscontainer-exec`).
+pub const EXEC_HELPER: &str = match option_env!("SYSCONTAINER_EXEC_HELPER") {
+    Some(p) => p,
+    None => "/usr/libexec/syscontainer-exec",
+};
+
+/// The default OCI runtime.
+pub const DEFAULT_RUNTIME: &str = match option_env!("SYSCONTAINER_RUNTIME") {
+    Some(p) => p,
+    None => "/usr/sbin/runc",
+};
+
+/// The environment variable naming the root all paths are resolved under.
+pub const ROOT_ENV: &str = "SYSCONTAINER_ROOT";
+
+/// A root directory under which logical paths are resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root(PathBuf);
+
+impl Root {
+    pub fn new(p: impl Into<PathBuf>) -> Self {
+        Root(p.into())
+    }
+
+    /// The root from `SYSCONTAINER_ROOT`, or `/`.
+    pub fn from_env() -> Self {
+        match std::env::var_os(ROOT_ENV) {
+            Some(v) if !v.is_empty() => Root(PathBuf::from(v)),
+            _ => Root(PathBuf::from("/")),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn is_host(&self) -> bool {
+        self.0 == Path::new("/")
+    }
+
+    /// Resolve a logical absolute path under this root.
+    pub fn join(&self, logical: impl AsRef<Path>) -> PathBuf {
+        let l = logical.as_ref();
+        let rel = l.strip_prefix("/").unwrap_or(l);
+        self.0.join(rel)
+    }
+}
+
+/// The logical path of a record in the admin directory.
+pub fn record_path(name: &str) -> PathBuf {
+    Path::new(RECORDS_ETC).join(format!("{name}.json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_strips_leading_slash() {
+        let r = Root::new("/tmp/x");
+        assert_eq!(r.join("/etc/a"), PathBuf::from("/tmp/x/etc/a"));
+        assert_eq!(Root::new("/").join("/etc/a"), PathBuf::from("/etc/a"));
+    }
+}

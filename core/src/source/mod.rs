@@ -1,0 +1,1 @@
+//! Image sources: registry, docker-archive, OCI layout, Docker engine. (issue 3)

@@ -1,0 +1,1 @@
+//! The OSTree image store. (issue 3)

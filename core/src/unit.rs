@@ -1,0 +1,1 @@
+//! Rendering a record into a systemd service unit.

@@ -1,0 +1,289 @@
+//! Template variables: precedence, fixed variables and built-ins.
+//!
+//! Precedence, highest first: the fixed variables (never overridable), the
+//! values given with `--set`, the image's `manifest.json` `defaultValues`,
+//! then the overridable built-ins.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use thiserror::Error;
+
+use crate::paths;
+use crate::record::Record;
+
+/// Variables that are always computed by syscontainer.
+pub const FIXED: [&str; 10] = [
+    "DESTDIR",
+    "NAME",
+    "EXEC_START",
+    "EXEC_STOP",
+    "EXEC_STARTPRE",
+    "EXEC_STOPPOST",
+    "HOST_UID",
+    "HOST_GID",
+    "IMAGE_ID",
+    "IMAGE_NAME",
+];
+
+/// Built-ins that `--set` or `defaultValues` may override.
+pub const OVERRIDABLE: [&str; 7] = [
+    "RUN_DIRECTORY",
+    "STATE_DIRECTORY",
+    "CONF_DIRECTORY",
+    "PIDFILE",
+    "UUID",
+    "ALL_PROCESS_CAPABILITIES",
+    "RUNTIME",
+];
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum VarsError {
+    #[error("'{var}' is set by syscontainer and cannot be overridden with --set")]
+    Fixed { var: String },
+    #[error("invalid --set '{arg}': expected KEY=VALUE with KEY matching [A-Za-z_][A-Za-z0-9_]*")]
+    Syntax { arg: String },
+    #[error("the value of '{var}' contains a control character (newline, tab, ...), which is not allowed")]
+    Control { var: String },
+}
+
+/// Resolved variables.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Vars {
+    map: BTreeMap<String, String>,
+}
+
+impl Vars {
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.map.get(k).map(String::as_str)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.map.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Resolve all variables for a record.
+    pub fn for_record(rec: &Record) -> Vars {
+        let mut map = BTreeMap::new();
+        let name = rec.name.as_str();
+        let builtins = [
+            ("RUN_DIRECTORY", "/run".to_string()),
+            ("STATE_DIRECTORY", "/var/lib".to_string()),
+            ("CONF_DIRECTORY", "/etc".to_string()),
+            ("PIDFILE", format!("/run/container-{name}.pid")),
+            ("UUID", rec.uuid.clone()),
+            ("RUNTIME", rec.runtime.clone()),
+        ];
+        for (k, v) in builtins {
+            map.insert(k.to_string(), v);
+        }
+        for (k, v) in rec.default_values.iter().chain(rec.values.iter()) {
+            map.insert(k.clone(), v.clone());
+        }
+        if !map.contains_key("ALL_PROCESS_CAPABILITIES") {
+            map.insert(
+                "ALL_PROCESS_CAPABILITIES".into(),
+                all_capabilities().to_string(),
+            );
+        }
+        let helper = paths::EXEC_HELPER;
+        let fixed = [
+            ("DESTDIR", rec.deployment.clone()),
+            ("NAME", name.to_string()),
+            ("EXEC_START", format!("{helper} run {name}")),
+            ("EXEC_STOP", format!("{helper} stop {name}")),
+            ("EXEC_STARTPRE", format!("{helper} cleanup {name}")),
+            ("EXEC_STOPPOST", format!("{helper} cleanup {name}")),
+            ("HOST_UID", rec.host_uid.to_string()),
+            ("HOST_GID", rec.host_gid.to_string()),
+            ("IMAGE_ID", rec.image_id.clone()),
+            ("IMAGE_NAME", rec.image.clone()),
+        ];
+        for (k, v) in fixed {
+            map.insert(k.to_string(), v);
+        }
+        Vars { map }
+    }
+}
+
+/// `true` for a valid variable name.
+pub fn valid_name(k: &str) -> bool {
+    let mut b = k.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// Parse `--set K=V` arguments. Fixed variables and control characters are
+/// refused, naming the variable.
+pub fn parse_set(args: &[String]) -> Result<BTreeMap<String, String>, VarsError> {
+    let mut out = BTreeMap::new();
+    for a in args {
+        let (k, v) = a
+            .split_once('=')
+            .ok_or_else(|| VarsError::Syntax { arg: a.clone() })?;
+        if !valid_name(k) {
+            return Err(VarsError::Syntax { arg: a.clone() });
+        }
+        if FIXED.contains(&k) {
+            return Err(VarsError::Fixed { var: k.to_string() });
+        }
+        if v.chars().any(|c| c.is_control()) {
+            return Err(VarsError::Control { var: k.to_string() });
+        }
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+const CAP_NAMES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// The running kernel's capabilities as a JSON list body:
+/// `"CAP_CHOWN", "CAP_DAC_OVERRIDE", ...` (from `/proc/sys/kernel/cap_last_cap`).
+pub fn all_capabilities() -> &'static str {
+    static CAPS: OnceLock<String> = OnceLock::new();
+    CAPS.get_or_init(|| {
+        let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(CAP_NAMES.len() - 1)
+            .min(CAP_NAMES.len() - 1);
+        CAP_NAMES[..=last]
+            .iter()
+            .map(|c| format!("\"{c}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec() -> Record {
+        let mut r = Record::new(
+            "web",
+            "reg.example/web:1",
+            "sha256:1234",
+            "/var/lib/containers/atomic/web.0",
+        );
+        r.uuid = "0000-uuid".into();
+        r
+    }
+
+    #[test]
+    fn precedence_set_over_defaults_over_builtins() {
+        let mut r = rec();
+        r.default_values.insert("PORT".into(), "80".into());
+        r.default_values
+            .insert("RUN_DIRECTORY".into(), "/srv/run".into());
+        r.default_values
+            .insert("STATE_DIRECTORY".into(), "/srv/state".into());
+        r.values.insert("PORT".into(), "8080".into());
+        r.values.insert("STATE_DIRECTORY".into(), "/data".into());
+        let v = Vars::for_record(&r);
+        assert_eq!(v.get("PORT"), Some("8080"));
+        assert_eq!(v.get("RUN_DIRECTORY"), Some("/srv/run"));
+        assert_eq!(v.get("STATE_DIRECTORY"), Some("/data"));
+        assert_eq!(v.get("CONF_DIRECTORY"), Some("/etc"));
+        assert_eq!(v.get("PIDFILE"), Some("/run/container-web.pid"));
+        assert_eq!(v.get("UUID"), Some("0000-uuid"));
+    }
+
+    #[test]
+    fn fixed_cannot_be_overridden() {
+        let mut r = rec();
+        r.values.insert("NAME".into(), "evil".into());
+        r.default_values.insert("DESTDIR".into(), "/evil".into());
+        let v = Vars::for_record(&r);
+        assert_eq!(v.get("NAME"), Some("web"));
+        assert_eq!(v.get("DESTDIR"), Some("/var/lib/containers/atomic/web.0"));
+        assert_eq!(v.get("IMAGE_NAME"), Some("reg.example/web:1"));
+        assert_eq!(v.get("IMAGE_ID"), Some("sha256:1234"));
+        assert_eq!(v.get("HOST_UID"), Some("0"));
+        assert!(v
+            .get("EXEC_START")
+            .unwrap()
+            .ends_with("syscontainer-exec run web"));
+        assert!(v
+            .get("EXEC_STOP")
+            .unwrap()
+            .ends_with("syscontainer-exec stop web"));
+        let e = parse_set(&["NAME=x".into()]).unwrap_err();
+        assert_eq!(e, VarsError::Fixed { var: "NAME".into() });
+    }
+
+    #[test]
+    fn parse_set_rules() {
+        let m = parse_set(&["A=1".into(), "B_2=x=y".into(), "E=".into()]).unwrap();
+        assert_eq!(m["A"], "1");
+        assert_eq!(m["B_2"], "x=y");
+        assert_eq!(m["E"], "");
+        assert!(matches!(
+            parse_set(&["noequals".into()]),
+            Err(VarsError::Syntax { .. })
+        ));
+        assert!(matches!(
+            parse_set(&["1A=x".into()]),
+            Err(VarsError::Syntax { .. })
+        ));
+        let e = parse_set(&["PORT=80\nExecStart=/bin/evil".into()]).unwrap_err();
+        assert_eq!(e, VarsError::Control { var: "PORT".into() });
+        assert!(e.to_string().contains("'PORT'"));
+    }
+
+    #[test]
+    fn capabilities_follow_the_kernel() {
+        let caps = all_capabilities();
+        assert!(caps.starts_with("\"CAP_CHOWN\", \"CAP_DAC_OVERRIDE\""));
+        let last: usize = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(caps.matches("CAP_").count(), (last + 1).min(41));
+        let v = Vars::for_record(&rec());
+        assert_eq!(v.get("ALL_PROCESS_CAPABILITIES"), Some(caps));
+    }
+}
