@@ -224,7 +224,11 @@ fn valid_tag(t: &str) -> bool {
 }
 
 fn valid_registry(r: &str) -> bool {
-    !r.is_empty()
+    // It names a directory under certs.d: no leading '.', so never "." or "..".
+    r.len() <= 255
+        && r.bytes()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'[')
         && r.bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':' | b'[' | b']'))
 }
@@ -444,6 +448,9 @@ mod tests {
             "quay.io/a/b:t/c",
             "qu ay.io/a",
             "/abs/path",
+            "../x/y",
+            "..:1/y",
+            ".a.b/y",
         ] {
             assert!(ImageRef::parse(s).is_err(), "{s:?} should be refused");
         }
