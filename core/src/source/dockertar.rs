@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -131,6 +131,12 @@ impl DockerArchiveSource {
         };
         let mut files = HashMap::new();
         let mut links = HashMap::new();
+        (&file)
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| SourceError::Read {
+                what: label.clone(),
+                source: e,
+            })?;
         {
             let mut ar = tar::Archive::new(&file);
             let entries = ar.entries_with_seek().map_err(|e| SourceError::Read {
