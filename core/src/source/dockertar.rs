@@ -144,9 +144,15 @@ impl DockerArchiveSource {
                 source: e,
             })?;
             for entry in entries {
-                let entry = entry.map_err(|e| SourceError::Read {
-                    what: label.clone(),
-                    source: e,
+                // tar's messages can quote the file's bytes: keep one short line.
+                let entry = entry.map_err(|e| {
+                    let msg: String = e
+                        .to_string()
+                        .chars()
+                        .take_while(|c| *c != '\n')
+                        .take(120)
+                        .collect();
+                    bad(format!("not a valid tar archive: {msg}"))
                 })?;
                 if files.len() + links.len() >= MAX_ENTRIES {
                     return Err(bad(format!("more than {MAX_ENTRIES} entries")));

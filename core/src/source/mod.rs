@@ -176,7 +176,7 @@ pub enum SourceError {
         status: u16,
         detail: String,
     },
-    #[error("{what}: request to {url} failed")]
+    #[error("{what}: request failed")]
     Http {
         what: String,
         url: String,

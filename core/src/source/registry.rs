@@ -261,20 +261,25 @@ fn is_transient_status(code: u16) -> bool {
 
 fn is_transient_transport(t: &ureq::Transport) -> bool {
     use std::io::ErrorKind as K;
-    match t.kind() {
-        ureq::ErrorKind::ConnectionFailed => true,
-        ureq::ErrorKind::Io => {
-            let io = std::error::Error::source(t).and_then(|s| s.downcast_ref::<std::io::Error>());
-            // A timeout is not retried: a stalled server stays stalled.
-            io.is_some_and(|e| {
-                matches!(
-                    e.kind(),
-                    K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof
-                )
-            })
-        }
-        _ => false,
+    if !matches!(
+        t.kind(),
+        ureq::ErrorKind::ConnectionFailed | ureq::ErrorKind::Io
+    ) {
+        return false;
     }
+    // Refused or dropped connections are retried. A timeout is not (a
+    // stalled server stays stalled), nor is a TLS failure.
+    let io = std::error::Error::source(t).and_then(|s| s.downcast_ref::<std::io::Error>());
+    io.is_some_and(|e| {
+        matches!(
+            e.kind(),
+            K::ConnectionRefused
+                | K::ConnectionReset
+                | K::ConnectionAborted
+                | K::BrokenPipe
+                | K::UnexpectedEof
+        )
+    })
 }
 
 /// The registry's explanation of an error response, from its JSON `errors`
