@@ -198,6 +198,58 @@ fn credentials_never_follow_a_redirect_to_another_origin() {
     );
 }
 
+/// The happy bearer path: one token, fetched with the user's credentials,
+/// then reused for every request until it expires.
+#[test]
+fn bearer_token_is_fetched_once_and_reused() {
+    let config = br#"{"rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+    let cd = sha256_digest(&config);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[]}}"#,
+        config.len()
+    );
+    let tokens = Server::start(|req, _| {
+        if req.auth.as_deref() == Some("Basic dXNlcjpwdw==") {
+            reply("200 OK", &[], br#"{"access_token":"tok","expires_in":300}"#)
+        } else {
+            reply("401 Unauthorized", &[], b"")
+        }
+    });
+    let challenge = format!(
+        r#"Bearer realm="http://{}/token",service="reg""#,
+        tokens.host()
+    );
+    let reg = Server::start(move |req, _| {
+        if req.auth.as_deref() != Some("Bearer tok") {
+            return reply("401 Unauthorized", &[("WWW-Authenticate", &challenge)], b"");
+        }
+        if req.path == MANIFEST_PATH {
+            return reply("200 OK", &[], manifest.as_bytes());
+        }
+        if req.path.contains("/blobs/") {
+            return reply("200 OK", &[], &config);
+        }
+        reply("200 OK", &[], b"{}")
+    });
+    let mut s = source(&format!("http:{}/img", reg.host()), Some("user:pw"));
+    let r = s.resolve().unwrap();
+    assert_eq!(r.config.digest, cd);
+    assert_eq!(tokens.requests().len(), 1, "{:?}", tokens.requests());
+    assert!(tokens.requests()[0].path.contains("service=reg"));
+    // ping (anonymous, 401), manifest, config: all but the ping carry the token.
+    let reqs = reg.requests();
+    assert_eq!(reqs.len(), 3, "{reqs:?}");
+    assert!(reqs[1..]
+        .iter()
+        .all(|r| r.auth.as_deref() == Some("Bearer tok")));
+
+    // Wrong password at the token server: a clear error.
+    let mut s = source(&format!("http:{}/img", reg.host()), Some("user:nope"));
+    let e = s.resolve().err().unwrap();
+    assert!(e.to_string().contains("rejected the credentials"), "{e}");
+    assert!(!e.to_string().contains("nope"), "{e}");
+}
+
 #[test]
 fn endless_401_ends_quickly() {
     let reg = Server::start(|_, _| {

@@ -379,6 +379,30 @@ mod tests {
         assert!(e.contains("sha256:000") && e.contains("Gzip"), "{e}");
     }
 
+    /// Draining the decompressed stream drives the raw stream to EOF, so a
+    /// DigestReader underneath always gets to check (and fail).
+    #[test]
+    fn draining_decompressed_output_verifies_the_raw_stream() {
+        let plain = b"some tar bytes".repeat(1000);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&plain).unwrap();
+        let gz = gz.finish().unwrap();
+        let zs = zstd::encode_all(&plain[..], 1).unwrap();
+        for (mt, data) in [("x+gzip", gz), ("x+zstd", zs), ("x.tar", plain.clone())] {
+            let good = sha256_digest(&data);
+            let bad = sha256_digest(b"other");
+            for (digest, ok) in [(good, true), (bad, false)] {
+                let raw = DigestReader::new(io::Cursor::new(data.clone()), &digest, None);
+                let mut out = decompress(&desc(mt), Box::new(raw)).unwrap();
+                let r = io::copy(&mut out, &mut io::sink());
+                assert_eq!(r.is_ok(), ok, "{mt} {digest}: {r:?}");
+                if let Err(e) = r {
+                    assert!(e.to_string().contains(&digest), "{e}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn multi_member_gzip_is_read_whole() {
         let mut all = Vec::new();
