@@ -398,6 +398,87 @@ fn hash_section(file: &File, s: Span) -> io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+
+    fn add(b: &mut tar::Builder<File>, path: &str, data: &[u8]) {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, path, data).unwrap();
+    }
+
+    /// The legacy `docker save` layout: `ID/layer.tar`, a duplicate layer as
+    /// a symlink, a gzip layer, no RepoTags.
+    #[test]
+    fn legacy_docker_save_layout() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("My App.tar");
+        let layer = b"pretend this is a tar".to_vec();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&layer).unwrap();
+        let gz = gz.finish().unwrap();
+        let lid = sha256_digest(&layer);
+        let config =
+            format!(r#"{{"rootfs":{{"type":"layers","diff_ids":["{lid}","{lid}","{lid}"]}}}}"#);
+        let mut b = tar::Builder::new(File::create(&path).unwrap());
+        add(&mut b, "aaa/layer.tar", &layer);
+        add(&mut b, "ccc/layer.tar", &gz);
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_cksum();
+        b.append_link(&mut h, "bbb/layer.tar", "../aaa/layer.tar")
+            .unwrap();
+        add(&mut b, "cfg.json", config.as_bytes());
+        add(
+            &mut b,
+            "manifest.json",
+            br#"[{"Config":"cfg.json","RepoTags":null,"Layers":["aaa/layer.tar","bbb/layer.tar","./ccc/layer.tar"]}]"#,
+        );
+        b.into_inner().unwrap();
+
+        let mut s = DockerArchiveSource::open(path.to_str().unwrap()).unwrap();
+        let r = s.resolve().unwrap();
+        assert_eq!(r.name, "my-app:latest");
+        assert_eq!(r.layers.len(), 3);
+        assert_eq!(r.layers[0].digest, lid);
+        assert_eq!(r.layers[1].digest, lid);
+        assert_eq!(r.layers[2].digest, sha256_digest(&gz));
+        assert_eq!(r.layers[2].media_type, DOCKER_LAYER_GZIP);
+        assert_eq!(r.config.digest, sha256_digest(config.as_bytes()));
+        for l in r.layers.clone() {
+            let mut v = Vec::new();
+            let raw = s.open_blob(&l).unwrap();
+            super::super::decompress(
+                &l,
+                Box::new(super::super::DigestReader::new(
+                    raw,
+                    &l.digest,
+                    Some(l.size),
+                )),
+            )
+            .unwrap()
+            .read_to_end(&mut v)
+            .unwrap();
+            assert_eq!(v, layer);
+        }
+        // A layer missing from the archive is named.
+        let mut b = tar::Builder::new(File::create(&path).unwrap());
+        add(&mut b, "cfg.json", config.as_bytes());
+        add(
+            &mut b,
+            "manifest.json",
+            br#"[{"Config":"cfg.json","Layers":["x/layer.tar","y","z"]}]"#,
+        );
+        b.into_inner().unwrap();
+        let e = DockerArchiveSource::open(path.to_str().unwrap())
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x/layer.tar") && e.contains("My App.tar"), "{e}");
+    }
 
     #[test]
     fn normalize_paths() {
