@@ -68,8 +68,8 @@ pub struct ResolvedImage {
     pub diff_ids: Vec<String>,
 }
 
-/// What every source needs to know.
-#[derive(Debug, Clone)]
+/// What every source needs to know. `Debug` hides the password in `creds`.
+#[derive(Clone)]
 pub struct SourceOptions {
     /// Where `/etc/containers/certs.d` and the spool directory are looked up.
     pub root: crate::paths::Root,
@@ -82,6 +82,22 @@ pub struct SourceOptions {
     pub tls_verify: bool,
     /// Do not log warnings (unqualified names, insecure transport).
     pub quiet: bool,
+}
+
+impl std::fmt::Debug for SourceOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let creds = self
+            .creds
+            .as_ref()
+            .map(|c| format!("{}:<redacted>", c.split(':').next().unwrap_or("")));
+        f.debug_struct("SourceOptions")
+            .field("root", &self.root)
+            .field("creds", &creds)
+            .field("authfile", &self.authfile)
+            .field("tls_verify", &self.tls_verify)
+            .field("quiet", &self.quiet)
+            .finish()
+    }
 }
 
 impl SourceOptions {
@@ -412,6 +428,14 @@ mod tests {
             all.extend(gz.finish().unwrap());
         }
         assert_eq!(roundtrip(&desc("x+gzip"), all), b"one two");
+    }
+
+    #[test]
+    fn options_debug_hides_the_password() {
+        let mut o = SourceOptions::new(crate::paths::Root::new("/"));
+        o.creds = Some("bob:pa55word".into());
+        let d = format!("{o:?}");
+        assert!(d.contains("bob") && !d.contains("pa55word"), "{d}");
     }
 
     #[test]

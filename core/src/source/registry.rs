@@ -494,10 +494,9 @@ impl RegistryClient {
     fn authorization(&mut self) -> Result<Option<String>, SourceError> {
         match &self.auth {
             Auth::Unknown | Auth::Anonymous => Ok(None),
-            Auth::Basic => match &self.creds {
-                Some(c) => Ok(Some(c.basic_header())),
-                None => Err(self.unauthorized("the registry asks for basic authentication".into())),
-            },
+            // Without credentials, try anonymously: some registries
+            // challenge on /v2/ but serve public repositories.
+            Auth::Basic => Ok(self.creds.as_ref().map(Credentials::basic_header)),
             Auth::Bearer { token, challenge } => {
                 if let Some((t, until)) = token {
                     if Instant::now() < *until {
