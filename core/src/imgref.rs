@@ -1,1 +1,514 @@
 //! Image references and their OSTree branch names. (issue 3)
+//!
+//! Two pure pieces:
+//!
+//! - [`ImageRef::parse`] reads `[docker://|http:]REGISTRY/NAME[:TAG|@sha256:DIGEST]`.
+//!   A bare `NAME[:TAG]` means `docker.io/library/NAME`, and
+//!   [`ImageRef::unqualified`] tells the caller to warn about it.
+//! - The atomic-compatible branch names: an image lives on
+//!   `ociimage/<escaped NAME:TAG>` ([`image_branch`]), a layer on
+//!   `ociimage/<hex digest>` ([`layer_branch`]). Escaping writes every byte
+//!   outside `[A-Za-z0-9.-]` as `_XX` (uppercase hex), exactly like atomic's
+//!   `_encode_to_ostree_ref`, so repos written by atomic stay readable.
+
+use std::fmt;
+
+use thiserror::Error;
+
+/// The registry a bare name refers to.
+pub const DEFAULT_REGISTRY: &str = "docker.io";
+/// The namespace a one-component Docker Hub name lives in.
+pub const DEFAULT_NAMESPACE: &str = "library";
+/// The tag used when none is given.
+pub const DEFAULT_TAG: &str = "latest";
+/// The prefix of every branch written by the store.
+pub const BRANCH_PREFIX: &str = "ociimage/";
+/// The longest reference accepted, in bytes.
+pub const MAX_REF_LEN: usize = 1024;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ImgRefError {
+    #[error("invalid image reference '{reference}': {reason}")]
+    Invalid {
+        reference: String,
+        reason: &'static str,
+    },
+    #[error("invalid digest '{digest}': expected sha256: followed by 64 lowercase hex digits")]
+    Digest { digest: String },
+    #[error("'{branch}' is not a valid escaped OSTree image branch: {reason}")]
+    Branch {
+        branch: String,
+        reason: &'static str,
+    },
+}
+
+/// A parsed registry image reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    /// The registry as written (`docker.io`, `127.0.0.1:5000`, `localhost`).
+    pub registry: String,
+    /// The repository path inside the registry (`library/busybox`).
+    pub repository: String,
+    /// The tag, if one was given.
+    pub tag: Option<String>,
+    /// The manifest digest (`sha256:<hex>`), if one was given.
+    pub digest: Option<String>,
+    /// `http:` prefix: plain HTTP, no TLS.
+    pub insecure: bool,
+    /// No registry was given: the name was completed to `docker.io/library/...`.
+    pub unqualified: bool,
+}
+
+impl ImageRef {
+    /// Parse `[docker://|http:]REGISTRY/NAME[:TAG|@sha256:DIGEST]`, or a bare
+    /// `NAME[:TAG]`.
+    pub fn parse(input: &str) -> Result<ImageRef, ImgRefError> {
+        let bad = |reason| {
+            Err(ImgRefError::Invalid {
+                reference: input.escape_debug().to_string(),
+                reason,
+            })
+        };
+        if input.len() > MAX_REF_LEN {
+            return bad("it is longer than 1024 bytes");
+        }
+        let mut s = input;
+        let mut insecure = false;
+        if let Some(rest) = s.strip_prefix("docker://") {
+            s = rest;
+        } else if let Some(rest) = s.strip_prefix("http:") {
+            insecure = true;
+            s = rest.strip_prefix("//").unwrap_or(rest);
+        }
+        if s.is_empty() {
+            return bad("it is empty");
+        }
+
+        // NAME@sha256:HEX
+        let (s, digest) = match s.split_once('@') {
+            Some((name, d)) => {
+                validate_digest(d)?;
+                (name, Some(d.to_string()))
+            }
+            None => (s, None),
+        };
+
+        // A tag is a ':' after the last '/'.
+        let last_slash = s.rfind('/').map(|i| i + 1).unwrap_or(0);
+        let (name, tag) = match s[last_slash..].rfind(':') {
+            Some(i) => {
+                let t = &s[last_slash + i + 1..];
+                if !valid_tag(t) {
+                    return bad("the tag must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}");
+                }
+                (&s[..last_slash + i], Some(t.to_string()))
+            }
+            None => (s, None),
+        };
+        if name.is_empty() {
+            return bad("the name is empty");
+        }
+
+        let (registry, repository, unqualified) = match name.split_once('/') {
+            Some((first, rest))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                (first.to_string(), rest.to_string(), false)
+            }
+            _ => (DEFAULT_REGISTRY.to_string(), name.to_string(), true),
+        };
+        if !valid_registry(&registry) {
+            return bad("the registry host contains invalid characters");
+        }
+        let repository = if is_docker_hub(&registry) && !repository.contains('/') {
+            format!("{DEFAULT_NAMESPACE}/{repository}")
+        } else {
+            repository
+        };
+        if !valid_repository(&repository) {
+            return bad(
+                "the repository must be lowercase path components of [a-z0-9._-], \
+                 each starting and ending with a letter or digit",
+            );
+        }
+        Ok(ImageRef {
+            registry,
+            repository,
+            tag,
+            digest,
+            insecure,
+            unqualified,
+        })
+    }
+
+    /// `REGISTRY/REPOSITORY`, e.g. `docker.io/library/busybox`.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// The tag or digest to ask the registry for: the digest when there is
+    /// one, else the tag, else `latest`.
+    pub fn reference(&self) -> &str {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d,
+            (None, Some(t)) => t,
+            (None, None) => DEFAULT_TAG,
+        }
+    }
+
+    /// The canonical name to store the image under: `NAME:TAG` (tag defaults
+    /// to `latest`), or `NAME@sha256:...` for a digest reference without a tag.
+    pub fn canonical(&self) -> String {
+        match (&self.tag, &self.digest) {
+            (Some(t), _) => format!("{}:{t}", self.name()),
+            (None, Some(d)) => format!("{}@{d}", self.name()),
+            (None, None) => format!("{}:{DEFAULT_TAG}", self.name()),
+        }
+    }
+
+    /// The host to talk to: Docker Hub's API lives at `registry-1.docker.io`.
+    pub fn api_host(&self) -> &str {
+        if is_docker_hub(&self.registry) {
+            "registry-1.docker.io"
+        } else {
+            &self.registry
+        }
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.name())?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+fn is_docker_hub(registry: &str) -> bool {
+    matches!(
+        registry,
+        "docker.io" | "index.docker.io" | "registry-1.docker.io"
+    )
+}
+
+/// Check that `d` is `sha256:` plus 64 lowercase hex digits, the only digest
+/// form accepted anywhere (it also ends up in paths and branch names).
+pub fn validate_digest(d: &str) -> Result<(), ImgRefError> {
+    match digest_hex(d) {
+        Some(_) => Ok(()),
+        None => Err(ImgRefError::Digest {
+            digest: d.escape_debug().to_string(),
+        }),
+    }
+}
+
+/// The hex part of a valid `sha256:<hex>` digest.
+pub fn digest_hex(d: &str) -> Option<&str> {
+    let hex = d.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))).then_some(hex)
+}
+
+fn valid_tag(t: &str) -> bool {
+    let b = t.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+fn valid_registry(r: &str) -> bool {
+    // It names a directory under certs.d: no leading '.', so never "." or "..".
+    r.len() <= 255
+        && r.bytes()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'[')
+        && r.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
+fn valid_repository(r: &str) -> bool {
+    r.len() <= 255
+        && r.split('/').all(|c| {
+            let b = c.as_bytes();
+            !b.is_empty()
+                && b[0].is_ascii_alphanumeric()
+                && b[b.len() - 1].is_ascii_alphanumeric()
+                && b.iter()
+                    .all(|c| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
+        })
+}
+
+/// Escape a string for use in an OSTree branch: bytes outside
+/// `[A-Za-z0-9.-]` become `_XX` (uppercase hex).
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'.' || b == b'-' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("_{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The inverse of [`escape`].
+pub fn unescape(s: &str) -> Result<String, ImgRefError> {
+    let bad = |reason| {
+        Err(ImgRefError::Branch {
+            branch: s.escape_debug().to_string(),
+            reason,
+        })
+    };
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'_' => {
+                let hex = match s.get(i + 1..i + 3) {
+                    Some(h) if h.bytes().all(|c| c.is_ascii_hexdigit()) => h,
+                    _ => return bad("'_' is not followed by two hex digits"),
+                };
+                let v = u8::from_str_radix(hex, 16).expect("checked hex");
+                out.push(v);
+                i += 3;
+            }
+            c if c.is_ascii_alphanumeric() || c == b'.' || c == b'-' => {
+                out.push(c);
+                i += 1;
+            }
+            _ => return bad("it contains a byte that escaping never writes"),
+        }
+    }
+    match String::from_utf8(out) {
+        Ok(v) => Ok(v),
+        Err(_) => bad("it does not decode to UTF-8"),
+    }
+}
+
+/// True when `NAME` carries a tag or digest (a ':' after the last '/').
+fn has_tag(name: &str) -> bool {
+    let last = name.rfind('/').map(|i| i + 1).unwrap_or(0);
+    name[last..].contains(':') || name.contains('@')
+}
+
+/// The branch of an image: `ociimage/<escaped NAME:TAG>`, with `:latest`
+/// added when `name` has no tag. `docker.io/busybox` becomes
+/// `ociimage/docker.io_2Fbusybox_3Alatest`.
+pub fn image_branch(name: &str) -> String {
+    let full = if has_tag(name) {
+        name.to_string()
+    } else {
+        format!("{name}:{DEFAULT_TAG}")
+    };
+    format!("{BRANCH_PREFIX}{}", escape(&full))
+}
+
+/// The branch of a layer: `ociimage/<hex>` for `sha256:<hex>`.
+pub fn layer_branch(digest: &str) -> Result<String, ImgRefError> {
+    match digest_hex(digest) {
+        Some(hex) => Ok(format!("{BRANCH_PREFIX}{hex}")),
+        None => Err(ImgRefError::Digest {
+            digest: digest.escape_debug().to_string(),
+        }),
+    }
+}
+
+/// What a branch under `ociimage/` holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Branch {
+    /// A layer, with its digest (`sha256:<hex>`).
+    Layer(String),
+    /// An image, with its unescaped `NAME:TAG`.
+    Image(String),
+}
+
+/// Classify and decode a branch name (with or without the `ociimage/` prefix).
+/// A 64-hex-digit name is a layer; anything else is an escaped image name.
+pub fn parse_branch(branch: &str) -> Result<Branch, ImgRefError> {
+    let rest = branch.strip_prefix(BRANCH_PREFIX).unwrap_or(branch);
+    let layer = format!("sha256:{rest}");
+    if digest_hex(&layer).is_some() {
+        return Ok(Branch::Layer(layer));
+    }
+    unescape(rest).map(Branch::Image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> ImageRef {
+        ImageRef::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn bare_names_go_to_docker_hub_library() {
+        let r = p("busybox");
+        assert_eq!(r.registry, "docker.io");
+        assert_eq!(r.repository, "library/busybox");
+        assert_eq!(r.tag, None);
+        assert!(r.unqualified);
+        assert!(!r.insecure);
+        assert_eq!(r.canonical(), "docker.io/library/busybox:latest");
+        assert_eq!(r.reference(), "latest");
+        assert_eq!(r.api_host(), "registry-1.docker.io");
+
+        let r = p("busybox:1.36");
+        assert_eq!(r.canonical(), "docker.io/library/busybox:1.36");
+        let r = p("someone/etcd:v3");
+        assert_eq!(r.repository, "someone/etcd");
+        assert!(r.unqualified);
+    }
+
+    #[test]
+    fn first_component_is_a_host_with_dot_colon_or_localhost() {
+        let r = p("docker.io/busybox");
+        assert_eq!(r.repository, "library/busybox");
+        assert!(!r.unqualified);
+        let r = p("127.0.0.1:5000/hello");
+        assert_eq!(r.registry, "127.0.0.1:5000");
+        assert_eq!(r.repository, "hello");
+        assert_eq!(r.canonical(), "127.0.0.1:5000/hello:latest");
+        assert_eq!(r.api_host(), "127.0.0.1:5000");
+        let r = p("localhost/a/b:c");
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            ("localhost", "a/b")
+        );
+        assert_eq!(r.tag.as_deref(), Some("c"));
+        let r = p("myhost:5000/x");
+        assert_eq!(r.registry, "myhost:5000");
+        let r = p("quay.io/coreos/etcd:v3.5.0");
+        assert_eq!(r.name(), "quay.io/coreos/etcd");
+        assert_eq!(r.tag.as_deref(), Some("v3.5.0"));
+        // Not a host: no dot, no colon, not localhost.
+        let r = p("registry/foo");
+        assert_eq!(r.name(), "docker.io/registry/foo");
+        assert!(r.unqualified);
+    }
+
+    #[test]
+    fn prefixes() {
+        let r = p("docker://quay.io/a/b");
+        assert_eq!(r.name(), "quay.io/a/b");
+        assert!(!r.insecure);
+        let r = p("http:127.0.0.1:5000/hello:1");
+        assert!(r.insecure);
+        assert_eq!(r.canonical(), "127.0.0.1:5000/hello:1");
+        let r = p("http://127.0.0.1:5000/hello");
+        assert!(r.insecure);
+        assert_eq!(r.registry, "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn digests() {
+        let r = p(&format!("quay.io/a/b@{D}"));
+        assert_eq!(r.digest.as_deref(), Some(D));
+        assert_eq!(r.tag, None);
+        assert_eq!(r.reference(), D);
+        assert_eq!(r.canonical(), format!("quay.io/a/b@{D}"));
+        let r = p(&format!("quay.io/a/b:v1@{D}"));
+        assert_eq!(r.tag.as_deref(), Some("v1"));
+        assert_eq!(r.reference(), D);
+        assert_eq!(r.to_string(), format!("quay.io/a/b:v1@{D}"));
+        assert!(matches!(
+            ImageRef::parse("quay.io/a/b@sha256:abc"),
+            Err(ImgRefError::Digest { .. })
+        ));
+        assert!(
+            ImageRef::parse(&format!("quay.io/a/b@{}", D.replace("sha256", "sha512"))).is_err()
+        );
+        assert!(ImageRef::parse(&format!("quay.io/a/b@{}", D.to_uppercase())).is_err());
+    }
+
+    #[test]
+    fn rejects_bad_references() {
+        for s in [
+            "",
+            "docker://",
+            "Busybox",
+            "quay.io/A/b",
+            "quay.io//b",
+            "quay.io/a/",
+            "quay.io/a/b:",
+            "quay.io/a/b:-x",
+            "quay.io/../b",
+            "quay.io/a b",
+            "quay.io/a/b:t/c",
+            "qu ay.io/a",
+            "/abs/path",
+            "../x/y",
+            "..:1/y",
+            ".a.b/y",
+        ] {
+            assert!(ImageRef::parse(s).is_err(), "{s:?} should be refused");
+        }
+        let e = ImageRef::parse("Busy").unwrap_err().to_string();
+        assert!(e.contains("'Busy'"), "{e}");
+        assert!(ImageRef::parse(&"a".repeat(2000)).is_err());
+    }
+
+    #[test]
+    fn escaping_matches_atomic() {
+        assert_eq!(
+            image_branch("docker.io/busybox"),
+            "ociimage/docker.io_2Fbusybox_3Alatest"
+        );
+        assert_eq!(
+            image_branch("docker.io/library/busybox:latest"),
+            "ociimage/docker.io_2Flibrary_2Fbusybox_3Alatest"
+        );
+        assert_eq!(
+            image_branch("127.0.0.1:5000/hello"),
+            "ociimage/127.0.0.1_3A5000_2Fhello_3Alatest"
+        );
+        assert_eq!(image_branch("a_b:1"), "ociimage/a_5Fb_3A1");
+        assert_eq!(
+            image_branch(&format!("quay.io/a@{D}")),
+            format!("ociimage/quay.io_2Fa_40sha256_3A{}", &D[7..])
+        );
+        assert_eq!(escape("é"), "_C3_A9");
+    }
+
+    #[test]
+    fn unescape_inverts_escape() {
+        for s in [
+            "docker.io/library/busybox:latest",
+            "127.0.0.1:5000/x_y:1",
+            "é~ !",
+            "",
+        ] {
+            assert_eq!(unescape(&escape(s)).unwrap(), s);
+        }
+        assert!(unescape("a_4").is_err());
+        assert!(unescape("a_ZZ").is_err());
+        assert!(unescape("a/b").is_err());
+        assert!(unescape("_FF").is_err());
+    }
+
+    #[test]
+    fn branches() {
+        assert_eq!(layer_branch(D).unwrap(), format!("ociimage/{}", &D[7..]));
+        assert!(layer_branch("sha256:../../x").is_err());
+        assert_eq!(
+            parse_branch(&layer_branch(D).unwrap()).unwrap(),
+            Branch::Layer(D.to_string())
+        );
+        assert_eq!(
+            parse_branch("ociimage/docker.io_2Fbusybox_3Alatest").unwrap(),
+            Branch::Image("docker.io/busybox:latest".into())
+        );
+        assert!(parse_branch("ociimage/bad_").is_err());
+    }
+}

@@ -1,0 +1,439 @@
+//! The registry client against a hostile server of our own on 127.0.0.1:
+//! redirects to another origin, endless 401s, oversized and endless
+//! manifests, stalls, wrong digests, truncated bodies, flaky 5xx. Each case
+//! must end with a clear error in bounded time, and credentials must never
+//! reach another origin. (A first pass at issue 6.)
+#![cfg(feature = "store")]
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use syscontainer::paths::Root;
+use syscontainer::source::registry::RegistrySource;
+use syscontainer::source::{
+    sha256_digest, Descriptor, DigestReader, ImageSource, SourceError, SourceOptions,
+};
+
+#[derive(Debug, Clone)]
+struct Req {
+    path: String,
+    auth: Option<String>,
+}
+
+enum Reply {
+    Raw(Vec<u8>),
+    /// Send this head, then zeros until the client hangs up.
+    Endless(String),
+    /// Say nothing for this long, then hang up.
+    Stall(Duration),
+}
+
+fn reply(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        out += &format!("{k}: {v}\r\n");
+    }
+    out += "\r\n";
+    let mut raw = out.into_bytes();
+    raw.extend_from_slice(body);
+    Reply::Raw(raw)
+}
+
+type Handler = dyn Fn(&Req, usize) -> Reply + Send + Sync;
+
+struct Server {
+    port: u16,
+    log: Arc<Mutex<Vec<Req>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+impl Server {
+    /// `handler(request, n)` answers the n-th request (from 0).
+    fn start(handler: impl Fn(&Req, usize) -> Reply + Send + Sync + 'static) -> Server {
+        let l = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+        let port = l.local_addr().unwrap().port();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let (log2, stop2) = (log.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (h, log) = (handler.clone(), log2.clone());
+                std::thread::spawn(move || {
+                    let _ = serve_one(conn, &*h, &log);
+                });
+            }
+        });
+        Server { port, log, stop }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn requests(&self) -> Vec<Req> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+fn serve_one(conn: TcpStream, h: &Handler, log: &Mutex<Vec<Req>>) -> io::Result<()> {
+    let mut r = BufReader::new(conn.try_clone()?);
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let mut auth = None;
+    loop {
+        let mut l = String::new();
+        if r.read_line(&mut l)? == 0 || l.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            if k.eq_ignore_ascii_case("authorization") {
+                auth = Some(v.trim().to_string());
+            }
+        }
+    }
+    let req = Req { path, auth };
+    let n = {
+        let mut g = log.lock().unwrap();
+        g.push(req.clone());
+        g.len() - 1
+    };
+    let mut w = conn;
+    match h(&req, n) {
+        Reply::Raw(b) => w.write_all(&b)?,
+        Reply::Endless(head) => {
+            w.write_all(head.as_bytes())?;
+            let zeros = vec![0u8; 64 << 10];
+            loop {
+                w.write_all(&zeros)?;
+            }
+        }
+        Reply::Stall(d) => std::thread::sleep(d),
+    }
+    Ok(())
+}
+
+fn source(spec: &str, creds: Option<&str>) -> RegistrySource {
+    let dir = std::env::temp_dir();
+    let mut o = SourceOptions::new(Root::new(&dir));
+    o.quiet = true;
+    o.creds = creds.map(String::from);
+    o.authfile = Some(dir.join("syscontainer-no-such-auth.json"));
+    let mut s = RegistrySource::new(spec, &o).unwrap();
+    s.client_mut().set_retry_delay(Duration::from_millis(10));
+    s.client_mut()
+        .set_timeouts(Duration::from_secs(2), Duration::from_secs(1));
+    s
+}
+
+const MANIFEST_PATH: &str = "/v2/img/manifests/latest";
+
+fn ok_v2(req: &Req) -> Option<Reply> {
+    (req.path == "/v2/").then(|| reply("200 OK", &[], b"{}"))
+}
+
+#[test]
+fn credentials_never_follow_a_redirect_to_another_origin() {
+    let data = b"layer bytes".to_vec();
+    let d = Descriptor {
+        media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+        digest: sha256_digest(&data),
+        size: data.len() as u64,
+    };
+    let data2 = data.clone();
+    let cdn = Server::start(move |_, _| reply("200 OK", &[], &data2));
+    let cdn_url = format!("http://{}/blob", cdn.host());
+    let reg = Server::start(move |req, _| {
+        if req.auth.is_none() {
+            return reply(
+                "401 Unauthorized",
+                &[("WWW-Authenticate", r#"Basic realm="r""#)],
+                b"",
+            );
+        }
+        if req.path.starts_with("/v2/img/blobs/") {
+            return reply("307 Temporary Redirect", &[("Location", &cdn_url)], b"");
+        }
+        reply("200 OK", &[], b"{}")
+    });
+    let mut s = source(&format!("http:{}/img", reg.host()), Some("user:topsecret"));
+    let mut r = DigestReader::new(s.open_blob(&d).unwrap(), &d.digest, Some(d.size));
+    let mut got = Vec::new();
+    r.read_to_end(&mut got).unwrap();
+    assert_eq!(got, data);
+    let blob_req = reg
+        .requests()
+        .into_iter()
+        .find(|r| r.path.contains("/blobs/"))
+        .unwrap();
+    assert!(
+        blob_req.auth.is_some(),
+        "the registry itself gets credentials"
+    );
+    let cdn_reqs = cdn.requests();
+    assert_eq!(cdn_reqs.len(), 1);
+    assert_eq!(
+        cdn_reqs[0].auth,
+        None,
+        "credentials leaked to {}",
+        cdn.host()
+    );
+}
+
+/// The happy bearer path: one token, fetched with the user's credentials,
+/// then reused for every request until it expires.
+#[test]
+fn bearer_token_is_fetched_once_and_reused() {
+    let config = br#"{"rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+    let cd = sha256_digest(&config);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[]}}"#,
+        config.len()
+    );
+    let tokens = Server::start(|req, _| {
+        if req.auth.as_deref() == Some("Basic dXNlcjpwdw==") {
+            reply("200 OK", &[], br#"{"access_token":"tok","expires_in":300}"#)
+        } else {
+            reply("401 Unauthorized", &[], b"")
+        }
+    });
+    let challenge = format!(
+        r#"Bearer realm="http://{}/token",service="reg""#,
+        tokens.host()
+    );
+    let reg = Server::start(move |req, _| {
+        if req.auth.as_deref() != Some("Bearer tok") {
+            return reply("401 Unauthorized", &[("WWW-Authenticate", &challenge)], b"");
+        }
+        if req.path == MANIFEST_PATH {
+            return reply("200 OK", &[], manifest.as_bytes());
+        }
+        if req.path.contains("/blobs/") {
+            return reply("200 OK", &[], &config);
+        }
+        reply("200 OK", &[], b"{}")
+    });
+    let mut s = source(&format!("http:{}/img", reg.host()), Some("user:pw"));
+    let r = s.resolve().unwrap();
+    assert_eq!(r.config.digest, cd);
+    assert_eq!(tokens.requests().len(), 1, "{:?}", tokens.requests());
+    assert!(tokens.requests()[0].path.contains("service=reg"));
+    // ping (anonymous, 401), manifest, config: all but the ping carry the token.
+    let reqs = reg.requests();
+    assert_eq!(reqs.len(), 3, "{reqs:?}");
+    assert!(reqs[1..]
+        .iter()
+        .all(|r| r.auth.as_deref() == Some("Bearer tok")));
+
+    // Wrong password at the token server: a clear error.
+    let mut s = source(&format!("http:{}/img", reg.host()), Some("user:nope"));
+    let e = s.resolve().err().unwrap();
+    assert!(e.to_string().contains("rejected the credentials"), "{e}");
+    assert!(!e.to_string().contains("nope"), "{e}");
+}
+
+#[test]
+fn endless_401_ends_quickly() {
+    let reg = Server::start(|_, _| {
+        reply(
+            "401 Unauthorized",
+            &[("WWW-Authenticate", r#"Basic realm="r""#)],
+            b"",
+        )
+    });
+    let mut s = source(&format!("http:{}/img", reg.host()), Some("user:pw"));
+    let e = s.resolve().err().unwrap();
+    assert!(matches!(e, SourceError::Unauthorized { .. }), "{e}");
+    assert!(
+        reg.requests().len() <= 4,
+        "{} requests",
+        reg.requests().len()
+    );
+
+    // Bearer: a token server that hands out tokens the registry never takes.
+    let tokens = Server::start(|_, _| reply("200 OK", &[], br#"{"token":"t","expires_in":300}"#));
+    let challenge = format!(
+        r#"Bearer realm="http://{}/token",service="s""#,
+        tokens.host()
+    );
+    let reg = Server::start(move |_, _| {
+        reply("401 Unauthorized", &[("WWW-Authenticate", &challenge)], b"")
+    });
+    let mut s = source(&format!("http:{}/img", reg.host()), None);
+    let t = Instant::now();
+    let e = s.resolve().err().unwrap();
+    assert!(matches!(e, SourceError::Unauthorized { .. }), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(
+        reg.requests().len() <= 4,
+        "{} requests",
+        reg.requests().len()
+    );
+    assert!(
+        tokens.requests().len() <= 3,
+        "{} token requests",
+        tokens.requests().len()
+    );
+    assert!(
+        tokens.requests()[0]
+            .path
+            .contains("scope=repository%3Aimg%3Apull"),
+        "{:?}",
+        tokens.requests()
+    );
+}
+
+#[test]
+fn oversized_and_endless_manifests_are_cut_off() {
+    let reg = Server::start(|req, _| {
+        ok_v2(req).unwrap_or_else(|| {
+            Reply::Endless(format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}\r\n\r\n",
+                5 << 20
+            ))
+        })
+    });
+    let e = source(&format!("http:{}/img", reg.host()), None)
+        .resolve()
+        .err()
+        .unwrap();
+    assert!(matches!(e, SourceError::TooLarge { .. }), "{e}");
+
+    let reg = Server::start(|req, _| {
+        ok_v2(req).unwrap_or_else(|| {
+            Reply::Endless("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".into())
+        })
+    });
+    let t = Instant::now();
+    let e = source(&format!("http:{}/img", reg.host()), None)
+        .resolve()
+        .err()
+        .unwrap();
+    assert!(matches!(e, SourceError::TooLarge { .. }), "{e}");
+    assert!(e.to_string().contains("manifest of"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_stalled_response_times_out() {
+    let reg = Server::start(|req, _| ok_v2(req).unwrap_or(Reply::Stall(Duration::from_secs(20))));
+    let t = Instant::now();
+    let e = source(&format!("http:{}/img", reg.host()), None)
+        .resolve()
+        .err()
+        .unwrap();
+    assert!(matches!(e, SourceError::Http { .. }), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!(reg.requests().len(), 2, "a timeout is not retried");
+}
+
+#[test]
+fn wrong_digest_header_and_truncated_blob() {
+    let reg = Server::start(|req, _| {
+        ok_v2(req).unwrap_or_else(|| {
+            if req.path == MANIFEST_PATH {
+                let d = format!("sha256:{}", "0".repeat(64));
+                reply(
+                    "200 OK",
+                    &[("Docker-Content-Digest", &d)],
+                    br#"{"schemaVersion":2}"#,
+                )
+            } else {
+                let mut raw = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n".to_vec();
+                raw.extend_from_slice(&[1u8; 50]);
+                Reply::Raw(raw)
+            }
+        })
+    });
+    let mut s = source(&format!("http:{}/img", reg.host()), None);
+    let e = s.resolve().err().unwrap();
+    assert!(matches!(e, SourceError::DigestMismatch { .. }), "{e}");
+    assert!(e.to_string().contains(&"0".repeat(64)), "{e}");
+
+    let d = Descriptor {
+        media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+        digest: sha256_digest(&[1u8; 100]),
+        size: 100,
+    };
+    let mut r = DigestReader::new(s.open_blob(&d).unwrap(), &d.digest, Some(d.size));
+    assert!(io::copy(&mut r, &mut io::sink()).is_err());
+}
+
+#[test]
+fn transient_5xx_is_retried_a_bounded_number_of_times() {
+    let good = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":3},"layers":[]}"#;
+    // Two failures, then the manifest (whose config then 404s).
+    let reg = Server::start(move |req, _| {
+        ok_v2(req).unwrap_or_else(|| {
+            if req.path == MANIFEST_PATH {
+                static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+                if N.fetch_add(1, Ordering::SeqCst) < 2 {
+                    return reply("503 Service Unavailable", &[], b"busy");
+                }
+                return reply("200 OK", &[], good);
+            }
+            reply(
+                "404 Not Found",
+                &[],
+                br#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}"#,
+            )
+        })
+    });
+    let e = source(&format!("http:{}/img", reg.host()), None)
+        .resolve()
+        .err()
+        .unwrap();
+    assert!(matches!(e, SourceError::NotFound { .. }), "{e}");
+    assert!(e.to_string().contains("BLOB_UNKNOWN"), "{e}");
+    let manifest_tries = reg
+        .requests()
+        .iter()
+        .filter(|r| r.path == MANIFEST_PATH)
+        .count();
+    assert_eq!(manifest_tries, 3);
+
+    // Always failing: 1 + MAX_RETRIES attempts, then the error.
+    let reg = Server::start(|req, _| {
+        ok_v2(req).unwrap_or_else(|| reply("503 Service Unavailable", &[], b""))
+    });
+    let e = source(&format!("http:{}/img", reg.host()), None)
+        .resolve()
+        .err()
+        .unwrap();
+    assert!(matches!(e, SourceError::Status { status: 503, .. }), "{e}");
+    assert_eq!(
+        reg.requests().len(),
+        1 + 1 + syscontainer::source::registry::MAX_RETRIES as usize
+    );
+}
+
+#[test]
+fn redirect_loops_are_bounded() {
+    let reg = Server::start(|req, _| {
+        ok_v2(req).unwrap_or_else(|| reply("302 Found", &[("Location", MANIFEST_PATH)], b""))
+    });
+    let e = source(&format!("http:{}/img", reg.host()), None)
+        .resolve()
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("too many redirects"), "{e}");
+    assert!(reg.requests().len() <= 2 + syscontainer::source::registry::MAX_REDIRECTS as usize);
+}
