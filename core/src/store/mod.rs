@@ -865,7 +865,17 @@ impl Store {
             path: path.to_string(),
             source,
         };
-        let stream = f.read(gio::Cancellable::NONE).map_err(err)?;
+        let f = f
+            .downcast::<ostree::RepoFile>()
+            .expect("files under a commit root are OstreeRepoFiles");
+        f.ensure_resolved().map_err(err)?;
+        let (stream, _, _) = self
+            .repo
+            .load_file(&f.checksum(), gio::Cancellable::NONE)
+            .map_err(err)?;
+        let Some(stream) = stream else {
+            return Ok(None);
+        };
         let mut out = Vec::new();
         stream
             .into_read()

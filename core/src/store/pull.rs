@@ -311,19 +311,37 @@ fn fetch_layer(
     let imported = {
         let dec = source::decompress(d, Box::new(&mut compressed)).map_err(src_err)?;
         let mut tar = DigestReader::new(dec, diff_id, None);
-        import_layer(repo, &mut tar).map_err(|source| StoreError::Layer {
-            name: name.to_string(),
-            digest: d.digest.clone(),
-            source,
-        })?
+        import_layer(repo, &mut tar)
     };
     // The decompressor may stop at the end of its frame: read the blob to
-    // its end so that its digest is checked.
-    io::copy(&mut compressed, &mut io::sink()).map_err(|source| StoreError::LayerVerify {
-        name: name.to_string(),
-        digest: d.digest.clone(),
-        source,
-    })?;
+    // its end so that its digest is checked. When the import failed, a
+    // digest mismatch is the better explanation (a tampered blob usually
+    // breaks the decompressor first).
+    let verified = io::copy(&mut compressed, &mut io::sink());
+    let imported = match (imported, verified) {
+        (_, Err(source)) if source.kind() == io::ErrorKind::InvalidData => {
+            return Err(StoreError::LayerVerify {
+                name: name.to_string(),
+                digest: d.digest.clone(),
+                source,
+            })
+        }
+        (Err(source), _) => {
+            return Err(StoreError::Layer {
+                name: name.to_string(),
+                digest: d.digest.clone(),
+                source,
+            })
+        }
+        (Ok(_), Err(source)) => {
+            return Err(StoreError::LayerVerify {
+                name: name.to_string(),
+                digest: d.digest.clone(),
+                source,
+            })
+        }
+        (Ok(i), Ok(_)) => i,
+    };
     let stats = imported.stats;
     let meta = glib::VariantDict::new(None);
     meta.insert(META_LAYER, d.digest.clone());
