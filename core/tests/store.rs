@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use syscontainer::paths::Root;
 use syscontainer::source::{Descriptor, ImageSource, ResolvedImage, SourceError};
-use syscontainer::store::{pull, LockMode, Location, NoProgress, PullReport, Store, StoreError};
+use syscontainer::store::{pull, Location, LockMode, NoProgress, PullReport, Store, StoreError};
 
 fn sha(b: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(b)))
@@ -149,7 +149,9 @@ impl Layer {
 
 /// Deterministic, incompressible-ish content.
 fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
             x ^= x << 13;
@@ -388,7 +390,11 @@ fn base_layer() -> Vec<u8> {
         .special("run/fifo", tar::EntryType::Fifo)
         .file("big/blob", &noise(7, 300_000), 0o644)
         .dir("exports", 0o755)
-        .file("exports/service.template", b"[Service]\nExecStart=$EXEC_START\nUser=$OLD_VAR\n", 0o644)
+        .file(
+            "exports/service.template",
+            b"[Service]\nExecStart=$EXEC_START\nUser=$OLD_VAR\n",
+            0o644,
+        )
         .tar()
 }
 
@@ -444,14 +450,28 @@ fn pull_then_union_checkout() {
     assert_eq!(refs(&e.store), want);
     let l0 = format!("ociimage/{}", hexof(&img.layer_digests()[0]));
     let repo = e.store.repo_path();
-    let diff = ostree(&repo, &["show", "--print-metadata-key=syscontainer.layer.diff-id", &l0]);
+    let diff = ostree(
+        &repo,
+        &[
+            "show",
+            "--print-metadata-key=syscontainer.layer.diff-id",
+            &l0,
+        ],
+    );
     assert!(diff.contains(&img.diff_ids[0]), "{diff}");
     let man = ostree(
         &repo,
-        &["show", "--print-metadata-key=docker.manifest", "ociimage/localhost_3A5000_2Ftest_2Flayered_3A1.0"],
+        &[
+            "show",
+            "--print-metadata-key=docker.manifest",
+            "ociimage/localhost_3A5000_2Ftest_2Flayered_3A1.0",
+        ],
     );
     assert!(man.contains(hexof(&img.config_desc().digest)), "{man}");
-    assert_eq!(ostree(&repo, &["cat", &l0, "/usr/bin/tool"]), "#!/bin/sh\necho tool\n");
+    assert_eq!(
+        ostree(&repo, &["cat", &l0, "/usr/bin/tool"]),
+        "#!/bin/sh\necho tool\n"
+    );
     let ls = ostree(&repo, &["ls", &l0, "/usr/bin/su"]);
     assert!(ls.starts_with("-04755 0 0"), "{ls}");
     let ls = ostree(&repo, &["ls", &l0, "/home/user/file"]);
@@ -483,7 +503,10 @@ fn pull_then_union_checkout() {
     assert_eq!(rd("etc/new.conf").unwrap(), b"new\n");
     assert!(rd("etc/old.conf").is_none(), "whited out");
     assert!(!dest.join("etc/.wh.old.conf").exists());
-    assert!(rd("opaque/a").is_none() && rd("opaque/b").is_none(), "opaque dir");
+    assert!(
+        rd("opaque/a").is_none() && rd("opaque/b").is_none(),
+        "opaque dir"
+    );
     assert_eq!(rd("opaque/c").unwrap(), b"c");
     assert!(!dest.join("opaque/.wh..wh..opq").exists());
     assert!(!dest.join("exports/service.template").exists());
@@ -506,8 +529,14 @@ fn pull_then_union_checkout() {
     let obj = object_path(&e.store, &l0, "/usr/bin/tool");
     assert_eq!(ino(&dest.join("usr/bin/tool")), ino(&obj));
     assert_eq!(ino(&dest.join("usr/bin/tool2")), ino(&obj));
-    assert_eq!(ino(&dest.join("big/blob")), ino(&object_path(&e.store, &l0, "/big/blob")));
-    assert_eq!(std::fs::read(dest.join("big/blob")).unwrap(), noise(7, 300_000));
+    assert_eq!(
+        ino(&dest.join("big/blob")),
+        ino(&object_path(&e.store, &l0, "/big/blob"))
+    );
+    assert_eq!(
+        std::fs::read(dest.join("big/blob")).unwrap(),
+        noise(7, 300_000)
+    );
 
     // An existing destination is refused.
     assert!(matches!(
@@ -530,13 +559,19 @@ fn pull_then_union_checkout() {
     // info: templates across layers, whiteouts honoured.
     let vars = e.store.info(&info).unwrap();
     assert_eq!(vars.templates, vec!["/exports/config.json.template"]);
-    assert_eq!(vars.with_default.get("PORT").map(String::as_str), Some("8080"));
+    assert_eq!(
+        vars.with_default.get("PORT").map(String::as_str),
+        Some("8080")
+    );
     assert_eq!(
         vars.with_default.get("RUN_DIRECTORY").map(String::as_str),
         Some("/srv/run")
     );
     assert!(vars.required.contains("EXEC"), "{vars:?}");
-    assert!(!vars.required.contains("OLD_VAR"), "whited-out template: {vars:?}");
+    assert!(
+        !vars.required.contains("OLD_VAR"),
+        "whited-out template: {vars:?}"
+    );
     assert!(vars.builtin.contains("NAME"));
     assert!(!vars.required.contains("HOME"), "$$ is a literal");
 
@@ -597,7 +632,11 @@ fn shared_layers_and_files_are_stored_once() {
     assert_eq!((rb.layers_fetched, rb.layers_skipped), (1, 1));
     let content = du_a - du0;
     assert!(content >= 3000, "the base holds 3.2 MB: {content} kB");
-    assert!(du_b - du_a < content / 20, "second image grew the repo by {} kB", du_b - du_a);
+    assert!(
+        du_b - du_a < content / 20,
+        "second image grew the repo by {} kB",
+        du_b - du_a
+    );
 
     // A different layer sharing 90% of its files: only the new files cost.
     let mut other = Layer::new().mtime(1);
@@ -605,7 +644,11 @@ fn shared_layers_and_files_are_stored_once() {
         other = other.file(p, d, 0o644);
     }
     for i in 0..20 {
-        other = other.file(&format!("usr/share/new{i}"), &noise(1000 + i, 16 * 1024), 0o644);
+        other = other.file(
+            &format!("usr/share/new{i}"),
+            &noise(1000 + i, 16 * 1024),
+            0o644,
+        );
     }
     let c = TestImage::new("example.com/c", vec![other.tar()]);
     let (rc, oc) = do_pull(&e.store, &c).unwrap();
@@ -629,19 +672,40 @@ fn hostile_layers_are_rejected_without_refs() {
     let mut cases: Vec<(&str, TestImage, &str)> = vec![
         (
             "absolute",
-            TestImage::new("t/abs", vec![good(), Layer::new().raw(b"/etc/evil", tar::EntryType::Regular, None, b"x").tar()]),
+            TestImage::new(
+                "t/abs",
+                vec![
+                    good(),
+                    Layer::new()
+                        .raw(b"/etc/evil", tar::EntryType::Regular, None, b"x")
+                        .tar(),
+                ],
+            ),
             "layer entry '/etc/evil' has an absolute path",
         ),
         (
             "dotdot",
-            TestImage::new("t/dotdot", vec![good(), Layer::new().raw(b"a/../../evil", tar::EntryType::Regular, None, b"x").tar()]),
+            TestImage::new(
+                "t/dotdot",
+                vec![
+                    good(),
+                    Layer::new()
+                        .raw(b"a/../../evil", tar::EntryType::Regular, None, b"x")
+                        .tar(),
+                ],
+            ),
             "layer entry 'a/../../evil' has a '..' path component",
         ),
         (
             "hardlink outside",
             TestImage::new(
                 "t/link",
-                vec![good(), Layer::new().raw(b"bin/x", tar::EntryType::Link, Some(b"etc/shadow"), b"").tar()],
+                vec![
+                    good(),
+                    Layer::new()
+                        .raw(b"bin/x", tar::EntryType::Link, Some(b"etc/shadow"), b"")
+                        .tar(),
+                ],
             ),
             "hardlink to 'etc/shadow', which is not a file earlier in the same layer",
         ),
@@ -649,13 +713,21 @@ fn hostile_layers_are_rejected_without_refs() {
             "hardlink absolute",
             TestImage::new(
                 "t/link2",
-                vec![good(), Layer::new().raw(b"bin/x", tar::EntryType::Link, Some(b"/etc/shadow"), b"").tar()],
+                vec![
+                    good(),
+                    Layer::new()
+                        .raw(b"bin/x", tar::EntryType::Link, Some(b"/etc/shadow"), b"")
+                        .tar(),
+                ],
             ),
             "has an absolute path",
         ),
         (
             "path too long",
-            TestImage::new("t/long", vec![good(), Layer::new().file(&long, b"x", 0o644).tar()]),
+            TestImage::new(
+                "t/long",
+                vec![good(), Layer::new().file(&long, b"x", 0o644).tar()],
+            ),
             "longer than PATH_MAX",
         ),
         (
@@ -670,7 +742,16 @@ fn hostile_layers_are_rejected_without_refs() {
         ),
         (
             "parent is a file",
-            TestImage::new("t/parent", vec![good(), Layer::new().file("a", b"", 0o644).file("a/b", b"", 0o644).tar()]),
+            TestImage::new(
+                "t/parent",
+                vec![
+                    good(),
+                    Layer::new()
+                        .file("a", b"", 0o644)
+                        .file("a/b", b"", 0o644)
+                        .tar(),
+                ],
+            ),
             "its parent 'a' is not a directory",
         ),
     ];
@@ -695,7 +776,11 @@ fn hostile_layers_are_rejected_without_refs() {
         if what == "tampered blob" {
             assert!(msg.contains(hexof(&d1)), "names the digest: {msg}");
         }
-        assert!(refs(&e.store).is_empty(), "{what}: refs left: {:?}", refs(&e.store));
+        assert!(
+            refs(&e.store).is_empty(),
+            "{what}: refs left: {:?}",
+            refs(&e.store)
+        );
         assert!(e.store.images().unwrap().is_empty());
         assert!(!e.root.path().join("evil").exists());
         assert!(!e.root.path().parent().unwrap().join("evil").exists());
@@ -747,34 +832,67 @@ fn verify_detects_corrupted_objects() {
 fn delete_tag_prune() {
     let e = env();
     let base = Layer::new().file("base", &noise(1, 50_000), 0o644).tar();
-    let a = TestImage::new("example.com/app/a", vec![base.clone(), Layer::new().file("a", &noise(2, 50_000), 0o644).tar()]);
-    let b = TestImage::new("example.com/app/b:v2", vec![base.clone(), Layer::new().file("b", &noise(3, 50_000), 0o644).tar()]);
+    let a = TestImage::new(
+        "example.com/app/a",
+        vec![
+            base.clone(),
+            Layer::new().file("a", &noise(2, 50_000), 0o644).tar(),
+        ],
+    );
+    let b = TestImage::new(
+        "example.com/app/b:v2",
+        vec![
+            base.clone(),
+            Layer::new().file("b", &noise(3, 50_000), 0o644).tar(),
+        ],
+    );
     do_pull(&e.store, &a).unwrap();
     do_pull(&e.store, &b).unwrap();
     let ia = e.store.image("example.com/app/a").unwrap();
     assert_eq!(ia.name, "example.com/app/a:latest");
 
     // tag: same commit, new name; resolvable by either.
-    let t = e.store.tag("example.com/app/a", "example.com/app/a:stable").unwrap();
+    let t = e
+        .store
+        .tag("example.com/app/a", "example.com/app/a:stable")
+        .unwrap();
     assert_eq!(t, "example.com/app/a:stable");
     let it = e.store.image("example.com/app/a:stable").unwrap();
     assert_eq!(it.image_id, ia.image_id);
     let rs = refs(&e.store);
-    assert!(rs.contains(&"ociimage/example.com_2Fapp_2Fa_3Astable".to_string()), "{rs:?}");
+    assert!(
+        rs.contains(&"ociimage/example.com_2Fapp_2Fa_3Astable".to_string()),
+        "{rs:?}"
+    );
     // Short names are qualified.
     e.store.tag("example.com/app/a", "busybox").unwrap();
-    assert_eq!(e.store.image("busybox").unwrap().name, "docker.io/library/busybox:latest");
+    assert_eq!(
+        e.store.image("busybox").unwrap().name,
+        "docker.io/library/busybox:latest"
+    );
 
     // delete: refused when in use unless forced.
     let in_use = vec![ia.image_id.clone()];
-    let err = e.store.delete("example.com/app/a:stable", &in_use, false).unwrap_err();
+    let err = e
+        .store
+        .delete("example.com/app/a:stable", &in_use, false)
+        .unwrap_err();
     assert!(matches!(err, StoreError::InUse { .. }), "{err}");
-    let removed = e.store.delete("example.com/app/a:stable", &in_use, true).unwrap();
+    let removed = e
+        .store
+        .delete("example.com/app/a:stable", &in_use, true)
+        .unwrap();
     assert_eq!(removed, vec!["example.com/app/a:stable"]);
     // By ID: every name of that image.
     let mut removed = e.store.delete(&ia.image_id[..19], &[], false).unwrap();
     removed.sort();
-    assert_eq!(removed, vec!["docker.io/library/busybox:latest", "example.com/app/a:latest"]);
+    assert_eq!(
+        removed,
+        vec![
+            "docker.io/library/busybox:latest",
+            "example.com/app/a:latest"
+        ]
+    );
     assert!(matches!(
         e.store.image("example.com/app/a"),
         Err(StoreError::ImageNotFound { .. })
@@ -853,7 +971,10 @@ fn repo_location_rules() {
         s.repo_logical_path(),
         PathBuf::from("/var/lib/containers/atomic/.storage/ostree")
     );
-    assert_eq!(s.checkout_root(), tmp.path().join("var/lib/containers/atomic"));
+    assert_eq!(
+        s.checkout_root(),
+        tmp.path().join("var/lib/containers/atomic")
+    );
     assert!(s.repo_path().join("config").exists());
     let cfg = std::fs::read_to_string(s.repo_path().join("config")).unwrap();
     assert!(cfg.contains("mode=bare"), "{cfg}");
@@ -884,7 +1005,9 @@ fn repo_location_rules() {
 
     // A repo in another mode is refused.
     let tmp3 = tempfile::tempdir().unwrap();
-    let other = tmp3.path().join("var/lib/containers/atomic/.storage/ostree");
+    let other = tmp3
+        .path()
+        .join("var/lib/containers/atomic/.storage/ostree");
     std::fs::create_dir_all(&other).unwrap();
     ostree(&other, &["init", "--mode=archive"]);
     let err = Store::open_with(&Root::new(tmp3.path()), &Location::default())

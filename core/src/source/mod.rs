@@ -131,7 +131,10 @@ impl<R: Read> Read for DigestReader<R> {
                 if self.n > s {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
-                        format!("blob {} is larger than its declared size {s}", self.expected),
+                        format!(
+                            "blob {} is larger than its declared size {s}",
+                            self.expected
+                        ),
                     ));
                 }
             }

@@ -35,7 +35,9 @@ pub enum ImportError {
     Absolute { path: String },
     #[error("layer entry '{path}' has a '..' path component")]
     DotDot { path: String },
-    #[error("layer entry '{path}...' has a path of {len} bytes, longer than PATH_MAX ({PATH_MAX})")]
+    #[error(
+        "layer entry '{path}...' has a path of {len} bytes, longer than PATH_MAX ({PATH_MAX})"
+    )]
     PathTooLong { path: String, len: usize },
     #[error("layer entry '{path}' has a path component longer than {NAME_MAX} bytes")]
     NameTooLong { path: String },
@@ -56,7 +58,9 @@ pub enum ImportError {
     },
     #[error("the layer ends inside entry '{path}' ({got} of {size} bytes)")]
     Truncated { path: String, got: u64, size: u64 },
-    #[error("the layer's tar stream ends early, without an end-of-archive block (last entry: '{last}')")]
+    #[error(
+        "the layer's tar stream ends early, without an end-of-archive block (last entry: '{last}')"
+    )]
     NoEndMarker { last: String },
     #[error("reading the layer's tar stream (last entry: '{last}')")]
     Read {
@@ -200,7 +204,12 @@ impl DirMetas {
         fi.set_file_type(gio::FileType::Directory);
         let v = ostree::create_directory_metadata(&fi, xattrs);
         let c = repo
-            .write_metadata(ostree::ObjectType::DirMeta, None, &v, gio::Cancellable::NONE)?
+            .write_metadata(
+                ostree::ObjectType::DirMeta,
+                None,
+                &v,
+                gio::Cancellable::NONE,
+            )?
             .to_hex();
         self.cache.insert(key, c.clone());
         Ok(c)
@@ -295,8 +304,13 @@ impl<'r> Importer<'r> {
     fn put_dir(&mut self, comps: &[&str], path: &str, meta: &Meta) -> Result<(), ImportError> {
         let m = Self::wr(
             path,
-            self.metas
-                .get(self.repo, meta.uid, meta.gid, meta.mode, meta.xattrs.as_ref()),
+            self.metas.get(
+                self.repo,
+                meta.uid,
+                meta.gid,
+                meta.mode,
+                meta.xattrs.as_ref(),
+            ),
         )?;
         if comps.is_empty() {
             self.root.set_metadata_checksum(&m);
@@ -326,9 +340,7 @@ impl<'r> Importer<'r> {
         };
         if size <= INLINE_MAX {
             let mut data = Vec::with_capacity(size as usize);
-            e.take(size)
-                .read_to_end(&mut data)
-                .map_err(read_err)?;
+            e.take(size).read_to_end(&mut data).map_err(read_err)?;
             if data.len() as u64 != size {
                 return Err(ImportError::Truncated {
                     path: path.into(),
@@ -382,10 +394,7 @@ impl<'r> Importer<'r> {
     }
 }
 
-fn header_err<'a>(
-    path: &'a str,
-    what: &'static str,
-) -> impl FnOnce(io::Error) -> ImportError + 'a {
+fn header_err<'a>(path: &'a str, what: &'static str) -> impl FnOnce(io::Error) -> ImportError + 'a {
     move |source| ImportError::Header {
         path: path.to_string(),
         what,
@@ -492,16 +501,16 @@ pub fn import_layer<R: Read>(repo: &ostree::Repo, r: R) -> Result<Imported, Impo
                     parent: "/".into(),
                 });
             }
-            let is_whiteout = comps
-                .last()
-                .is_some_and(|n| n.starts_with(WHITEOUT_PREFIX));
+            let is_whiteout = comps.last().is_some_and(|n| n.starts_with(WHITEOUT_PREFIX));
             match kind {
                 tar::EntryType::Directory => {
                     let meta = entry_meta(&mut e, path)?;
                     imp.put_dir(&comps, path, &meta)?;
                     imp.stats.dirs += 1;
                 }
-                tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                tar::EntryType::Regular
+                | tar::EntryType::Continuous
+                | tar::EntryType::GNUSparse => {
                     let meta = entry_meta(&mut e, path)?;
                     let size = e.size();
                     let csum = imp.write_regfile(&mut e, path, size, &meta)?;
@@ -595,8 +604,14 @@ mod tests {
     fn normalize_paths() {
         assert_eq!(normalize(b"./a//b/./c").unwrap(), vec!["a", "b", "c"]);
         assert!(normalize(b"./").unwrap().is_empty());
-        assert!(matches!(normalize(b"/etc/x"), Err(ImportError::Absolute { .. })));
-        assert!(matches!(normalize(b"a/../../x"), Err(ImportError::DotDot { .. })));
+        assert!(matches!(
+            normalize(b"/etc/x"),
+            Err(ImportError::Absolute { .. })
+        ));
+        assert!(matches!(
+            normalize(b"a/../../x"),
+            Err(ImportError::DotDot { .. })
+        ));
         assert!(matches!(
             normalize(&vec![b'a'; PATH_MAX + 1]),
             Err(ImportError::PathTooLong { .. })
@@ -605,7 +620,10 @@ mod tests {
             normalize(&[b'a'; 256]),
             Err(ImportError::NameTooLong { .. })
         ));
-        assert!(matches!(normalize(b"a\xff"), Err(ImportError::NotUtf8 { .. })));
+        assert!(matches!(
+            normalize(b"a\xff"),
+            Err(ImportError::NotUtf8 { .. })
+        ));
         // "..." and "..x" are ordinary names.
         assert_eq!(normalize(b"...").unwrap(), vec!["..."]);
     }

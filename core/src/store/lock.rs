@@ -51,7 +51,10 @@ fn flock(f: &File, mode: LockMode, path: &Path) -> Result<(), StoreError> {
     loop {
         match try_lock(f) {
             Ok(()) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::EWOULDBLOCK) => {
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.raw_os_error() == Some(libc::EWOULDBLOCK) =>
+            {
                 if !told && start.elapsed() >= WAIT_NOTICE {
                     log::warn!(
                         "waiting for lock {} (another syscontainer command is using the image store) ...",

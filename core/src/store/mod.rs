@@ -126,7 +126,9 @@ pub enum StoreError {
     ImageNotFound { name: String },
     #[error("image ID prefix '{prefix}' is ambiguous: {matches}")]
     AmbiguousId { prefix: String, matches: String },
-    #[error("image '{name}' ({id}) is used by an installed container; use --force to delete it anyway")]
+    #[error(
+        "image '{name}' ({id}) is used by an installed container; use --force to delete it anyway"
+    )]
     InUse { name: String, id: String },
     #[error("image '{name}': layer {digest} is missing from the repo")]
     LayerMissing { name: String, digest: String },
@@ -238,7 +240,10 @@ pub struct ImageInfo {
 impl ImageInfo {
     /// The image ID's first 12 hex digits.
     pub fn short_id(&self) -> &str {
-        let h = self.image_id.strip_prefix("sha256:").unwrap_or(&self.image_id);
+        let h = self
+            .image_id
+            .strip_prefix("sha256:")
+            .unwrap_or(&self.image_id);
         &h[..h.len().min(12)]
     }
 
@@ -381,7 +386,10 @@ fn not_found(e: &glib::Error) -> bool {
 enum Probe {
     Found(gio::File, gio::FileType),
     /// A symlink at component `at` (whose target is `target`).
-    Symlink { at: usize, target: String },
+    Symlink {
+        at: usize,
+        target: String,
+    },
     /// Not in this layer; lower layers may have it.
     Absent,
     /// Hidden by a whiteout, an opaque directory or a non-directory in this
@@ -548,7 +556,8 @@ impl Store {
             commit: commit.to_string(),
             reason: reason.to_string(),
         };
-        let manifest = meta_str(&d, META_MANIFEST).ok_or_else(|| bad("no docker.manifest metadata"))?;
+        let manifest =
+            meta_str(&d, META_MANIFEST).ok_or_else(|| bad("no docker.manifest metadata"))?;
         let m: serde_json::Value =
             serde_json::from_str(&manifest).map_err(|source| StoreError::ManifestJson {
                 name: name.to_string(),
@@ -744,14 +753,14 @@ impl Store {
                     name: img.name.clone(),
                     digest: l.clone(),
                 })?;
-            let (root, _) = self
-                .repo
-                .read_commit(&c, gio::Cancellable::NONE)
-                .map_err(|source| StoreError::Commit {
-                    commit: c.clone(),
-                    what: format!("layer {l}"),
-                    source,
-                })?;
+            let (root, _) =
+                self.repo
+                    .read_commit(&c, gio::Cancellable::NONE)
+                    .map_err(|source| StoreError::Commit {
+                        commit: c.clone(),
+                        what: format!("layer {l}"),
+                        source,
+                    })?;
             out.push(root);
         }
         Ok(out)
@@ -1084,7 +1093,7 @@ impl Store {
     ) -> Result<Vec<String>, StoreError> {
         let _l = self.lock(LockMode::Exclusive)?;
         let img = self.image(name_or_id)?;
-        if !force && in_use.iter().any(|u| *u == img.image_id) {
+        if !force && in_use.contains(&img.image_id) {
             return Err(StoreError::InUse {
                 name: img.name,
                 id: img.image_id,
@@ -1140,7 +1149,11 @@ impl Store {
         }
         let (total, pruned, freed) = self
             .repo
-            .prune(ostree::RepoPruneFlags::REFS_ONLY, -1, gio::Cancellable::NONE)
+            .prune(
+                ostree::RepoPruneFlags::REFS_ONLY,
+                -1,
+                gio::Cancellable::NONE,
+            )
             .map_err(|source| StoreError::Prune { source })?;
         report.objects_total = total;
         report.objects_pruned = pruned;
@@ -1160,8 +1173,11 @@ impl Store {
 
 /// `sha256:` followed by 64 lower-case hex digits.
 pub fn valid_digest(d: &str) -> bool {
-    d.strip_prefix("sha256:")
-        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    d.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 /// Split an image path into components, resolving `.` and `..` lexically
@@ -1198,8 +1214,14 @@ mod tests {
 
     #[test]
     fn split_names() {
-        assert_eq!(split_name("docker.io/library/busybox:1.36"), ("docker.io/library/busybox", "1.36"));
-        assert_eq!(split_name("localhost:5000/a"), ("localhost:5000/a", "latest"));
+        assert_eq!(
+            split_name("docker.io/library/busybox:1.36"),
+            ("docker.io/library/busybox", "1.36")
+        );
+        assert_eq!(
+            split_name("localhost:5000/a"),
+            ("localhost:5000/a", "latest")
+        );
         assert_eq!(split_name("localhost:5000/a:v"), ("localhost:5000/a", "v"));
         assert_eq!(split_name("a/b@sha256:00"), ("a/b", "sha256:00"));
     }

@@ -94,7 +94,10 @@ mod tests {
             branch_for_image("localhost:5000/a/b:v1"),
             "ociimage/localhost_3A5000_2Fa_2Fb_3Av1"
         );
-        assert_eq!(unescape("docker.io_2Fbusybox_3Alatest").unwrap(), "docker.io/busybox:latest");
+        assert_eq!(
+            unescape("docker.io_2Fbusybox_3Alatest").unwrap(),
+            "docker.io/busybox:latest"
+        );
         assert_eq!(unescape("bad_4"), None);
         assert_eq!(branch_for_layer("sha256:ab"), "ociimage/ab");
     }

@@ -198,9 +198,9 @@ pub fn pull(
 
     // Already stored with this very manifest and every layer present?
     if let Some(c) = store.resolve_ref(&image_ref)? {
-        let same = store
-            .image_from_commit(&name, &c)
-            .is_ok_and(|i| i.manifest_digest == img.manifest_digest && i.image_id == img.config.digest);
+        let same = store.image_from_commit(&name, &c).is_ok_and(|i| {
+            i.manifest_digest == img.manifest_digest && i.image_id == img.config.digest
+        });
         let mut all = same;
         for l in &img.layers {
             if !all {
@@ -453,7 +453,12 @@ impl Progress for ConsoleProgress {
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> "),
                 );
-                pb.set_prefix(format!("Layer {}/{} {}", idx + 1, self.total, short(&d.digest)));
+                pb.set_prefix(format!(
+                    "Layer {}/{} {}",
+                    idx + 1,
+                    self.total,
+                    short(&d.digest)
+                ));
                 self.bars.insert(idx, pb);
             }
         }
@@ -489,7 +494,11 @@ impl Progress for ConsoleProgress {
 
     fn finished(&mut self, r: &PullReport) {
         if r.up_to_date {
-            self.line(&format!("Image {} is up to date ({})", r.name, short(&r.image_id)));
+            self.line(&format!(
+                "Image {} is up to date ({})",
+                r.name,
+                short(&r.image_id)
+            ));
         } else {
             self.line(&format!(
                 "Pulled {} ({}): {} of {} layers fetched, {}",
