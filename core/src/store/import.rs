@@ -545,8 +545,11 @@ pub fn import_layer<R: Read>(repo: &ostree::Repo, r: R) -> Result<Imported, Impo
                 }
                 tar::EntryType::Link => {
                     let target_raw = e.link_name_bytes().unwrap_or_default().into_owned();
-                    let tcomps = normalize(&target_raw)?;
-                    let target = tcomps.join("/");
+                    let bad_target = || ImportError::HardlinkTarget {
+                        path: path.into(),
+                        target: show(&target_raw),
+                    };
+                    let tcomps = normalize(&target_raw).map_err(|_| bad_target())?;
                     let Some(c) = imp.find_file(&tcomps, path)? else {
                         return Err(ImportError::HardlinkTarget {
                             path: path.into(),
@@ -554,7 +557,6 @@ pub fn import_layer<R: Read>(repo: &ostree::Repo, r: R) -> Result<Imported, Impo
                         });
                     };
                     imp.put_file(&comps, path, &c)?;
-                    let _ = target;
                     imp.stats.hardlinks += 1;
                 }
                 tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
