@@ -551,10 +551,7 @@ pub fn import_layer<R: Read>(repo: &ostree::Repo, r: R) -> Result<Imported, Impo
                     };
                     let tcomps = normalize(&target_raw).map_err(|_| bad_target())?;
                     let Some(c) = imp.find_file(&tcomps, path)? else {
-                        return Err(ImportError::HardlinkTarget {
-                            path: path.into(),
-                            target: show(&target_raw),
-                        });
+                        return Err(bad_target());
                     };
                     imp.put_file(&comps, path, &c)?;
                     imp.stats.hardlinks += 1;
