@@ -1,1 +1,106 @@
-fn main() {}
+//! `syscontainer`: pull images into OSTree and run them as system containers
+//! under systemd. Thin: parse arguments, call the library, map errors to the
+//! documented exit codes.
+
+mod images;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  any other failure (network, repo, I/O, corruption found by `images verify`)
+  2  usage error (bad arguments)
+  3  invalid input: a hostile or malformed layer or image, a bad template or record
+  4  image or deployment missing
+
+Environment:
+  SYSCONTAINER_ROOT            resolve every path under this directory (default /)
+  ATOMIC_OSTREE_REPO           the OSTree repo (default /ostree/repo when it exists on the
+                               checkout root's filesystem, else CHECKOUT_ROOT/.storage/ostree)
+  ATOMIC_OSTREE_CHECKOUT_PATH  the checkout root (default /var/lib/containers/atomic)";
+
+/// System containers: services shipped as OCI images, stored in OSTree,
+/// checked out read-only with hardlinks, run by runc, supervised by systemd.
+///
+/// `pull` fetches an image (registry, docker-archive, OCI layout or Docker
+/// engine) into a bare OSTree repo, one commit per layer, verifying every
+/// digest. `images` lists, inspects, verifies, tags, deletes and prunes what
+/// is stored. Every listing takes `--json`. There is no daemon: the store is
+/// a directory, guarded by a lock under /run/syscontainer/lock.
+#[derive(Parser)]
+#[command(name = "syscontainer", version, after_help = EXIT_CODES)]
+struct Cli {
+    /// Resolve every path under this directory (tests, image builds).
+    #[arg(long, global = true, env = "SYSCONTAINER_ROOT", default_value = "/")]
+    root: PathBuf,
+    /// Print debug messages.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    Pull(images::PullArgs),
+    /// List, inspect, verify, tag, delete and prune stored images.
+    #[command(subcommand)]
+    Images(images::ImagesCmd),
+    // The container commands (install, uninstall, containers ..., enable,
+    // disable) live in containers.rs: add their variants here and their
+    // dispatch in `run`.
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let root = syscontainer::paths::Root::new(cli.root);
+    match cli.cmd {
+        Cmd::Pull(a) => images::pull(&root, a),
+        Cmd::Images(c) => images::run(&root, c),
+    }
+}
+
+/// The exit code for an error: the first error in the chain that a module
+/// knows how to classify wins.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    e.chain().find_map(images::exit_code).unwrap_or(1)
+}
+
+struct Logger(log::LevelFilter);
+
+impl log::Log for Logger {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= self.0
+    }
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            match r.level() {
+                log::Level::Error | log::Level::Warn => eprintln!("syscontainer: {}", r.args()),
+                _ => eprintln!("{}", r.args()),
+            }
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = if cli.verbose {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    };
+    if log::set_boxed_logger(Box::new(Logger(level))).is_ok() {
+        log::set_max_level(level);
+    }
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}

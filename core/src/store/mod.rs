@@ -1,1 +1,1241 @@
 //! The OSTree image store. (issue 3)
+//!
+//! A bare OSTree repo, laid out like atomic's:
+//!
+//! - each layer is one commit on `ociimage/<hex digest>` (the compressed
+//!   digest from the manifest), with its sizes and uncompressed digest
+//!   (`diff_id`) as commit metadata;
+//! - each image is a commit on `ociimage/<escaped NAME:TAG>` with an empty
+//!   tree and the manifest and the config as commit metadata
+//!   (`docker.manifest`, `docker.digest`, `syscontainer.config`), so that the
+//!   image ID and the layer list can be read back offline.
+//!
+//! The repo lives at `/ostree/repo` when that exists on the same filesystem
+//! as the checkout root (`/var/lib/containers/atomic`), else at
+//! `CHECKOUT_ROOT/.storage/ostree`. `ATOMIC_OSTREE_REPO` and
+//! `ATOMIC_OSTREE_CHECKOUT_PATH` override both. Every path is resolved under
+//! the [`Root`].
+//!
+//! Locking: mutations take an exclusive `flock` on
+//! `/run/syscontainer/lock/store.lock`; see [`Store::lock`].
+
+pub mod import;
+mod lock;
+mod names;
+pub mod pull;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use gio::prelude::*;
+use thiserror::Error;
+
+use crate::paths::{self, Root};
+use crate::source::SourceError;
+use crate::template::TemplateError;
+
+pub use import::{ImportError, ImportStats};
+pub use lock::{LockMode, StoreLock};
+pub use pull::{pull, ConsoleProgress, NoProgress, Progress, PullReport};
+
+/// Overrides the repo location (a logical path).
+pub const ENV_REPO: &str = "ATOMIC_OSTREE_REPO";
+/// Overrides the checkout root (a logical path).
+pub const ENV_CHECKOUT: &str = "ATOMIC_OSTREE_CHECKOUT_PATH";
+
+/// Image commit: the manifest, as stored by atomic.
+pub const META_MANIFEST: &str = "docker.manifest";
+/// Image commit: the manifest digest, as stored by atomic.
+pub const META_MANIFEST_DIGEST: &str = "docker.digest";
+/// Image commit: the image config JSON.
+pub const META_CONFIG: &str = "syscontainer.config";
+/// Image commit: the name the image was pulled as.
+pub const META_NAME: &str = "syscontainer.name";
+/// Layer commit: the layer digest, as stored by atomic.
+pub const META_LAYER: &str = "docker.layer";
+/// Layer commit: compressed size (u64).
+pub const META_LAYER_SIZE: &str = "syscontainer.layer.size";
+/// Layer commit: media type.
+pub const META_LAYER_MEDIA_TYPE: &str = "syscontainer.layer.media-type";
+/// Layer commit: uncompressed digest, the config's `diff_id`.
+pub const META_LAYER_DIFF_ID: &str = "syscontainer.layer.diff-id";
+/// Layer commit: uncompressed (tar) size (u64).
+pub const META_LAYER_TAR_SIZE: &str = "syscontainer.layer.uncompressed-size";
+
+/// Largest file [`Store::read_file`] returns.
+pub const READ_FILE_MAX: u64 = 16 * 1024 * 1024;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("cannot create directory {path}")]
+    Mkdir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot open the OSTree repo at {path}")]
+    OpenRepo {
+        path: PathBuf,
+        #[source]
+        source: glib::Error,
+    },
+    #[error("the OSTree repo at {path} is in mode '{mode}'; syscontainer needs a 'bare' repo")]
+    RepoMode { path: PathBuf, mode: String },
+    #[error("cannot lock {path}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot read ref '{name}' in the OSTree repo")]
+    Ref {
+        name: String,
+        #[source]
+        source: glib::Error,
+    },
+    #[error("cannot list refs in the OSTree repo")]
+    ListRefs {
+        #[source]
+        source: glib::Error,
+    },
+    #[error("cannot load commit {commit} ({what})")]
+    Commit {
+        commit: String,
+        what: String,
+        #[source]
+        source: glib::Error,
+    },
+    #[error("image commit {commit} on '{name}' is not usable: {reason}")]
+    BadImageCommit {
+        name: String,
+        commit: String,
+        reason: String,
+    },
+    #[error("image '{name}': its manifest in commit {commit} is not valid JSON")]
+    ManifestJson {
+        name: String,
+        commit: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("image '{name}' not found in the store (no ref and no image ID starting with it)")]
+    ImageNotFound { name: String },
+    #[error("image ID prefix '{prefix}' is ambiguous: {matches}")]
+    AmbiguousId { prefix: String, matches: String },
+    #[error(
+        "image '{name}' ({id}) is used by an installed container; use --force to delete it anyway"
+    )]
+    InUse { name: String, id: String },
+    #[error("image '{name}': layer {digest} is missing from the repo")]
+    LayerMissing { name: String, digest: String },
+    #[error("image '{name}' from {source_desc} is invalid: {reason}")]
+    BadImage {
+        name: String,
+        source_desc: String,
+        reason: String,
+    },
+    #[error("image source {source_desc}")]
+    Source {
+        source_desc: String,
+        #[source]
+        source: SourceError,
+    },
+    #[error("layer {digest} of image '{name}'")]
+    Layer {
+        name: String,
+        digest: String,
+        #[source]
+        source: ImportError,
+    },
+    #[error("layer {digest} of image '{name}': verifying its compressed content")]
+    LayerVerify {
+        name: String,
+        digest: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("layer {digest} is stored with diff_id {stored}, but image '{name}' says {expected}")]
+    DiffIdMismatch {
+        name: String,
+        digest: String,
+        expected: String,
+        stored: String,
+    },
+    #[error("OSTree transaction failed ({what})")]
+    Transaction {
+        what: String,
+        #[source]
+        source: glib::Error,
+    },
+    #[error("checkout destination {path} already exists")]
+    DestExists { path: PathBuf },
+    #[error("checking out layer {digest} of image '{name}' into {dest}")]
+    Checkout {
+        name: String,
+        digest: String,
+        dest: PathBuf,
+        #[source]
+        source: glib::Error,
+    },
+    #[error("cannot sync the filesystem of {path}")]
+    Sync {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("image '{name}': cannot read {path}")]
+    ReadFile {
+        name: String,
+        path: String,
+        #[source]
+        source: glib::Error,
+    },
+    #[error("image '{name}': {path} is larger than {READ_FILE_MAX} bytes")]
+    FileTooLarge { name: String, path: String },
+    #[error("image '{name}': {path} is not valid UTF-8 or JSON")]
+    ExportsFile { name: String, path: String },
+    #[error("image '{name}': template {path}")]
+    Template {
+        name: String,
+        path: String,
+        #[source]
+        source: TemplateError,
+    },
+    #[error("cannot set ref '{name}'")]
+    SetRef {
+        name: String,
+        #[source]
+        source: glib::Error,
+    },
+    #[error("pruning the OSTree repo")]
+    Prune {
+        #[source]
+        source: glib::Error,
+    },
+    #[error("'{name}' is not a valid image name")]
+    BadName { name: String },
+}
+
+/// An image in the store.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ImageInfo {
+    /// `registry/repo:tag`, from the ref.
+    pub name: String,
+    /// `sha256:<hex>`, the config digest.
+    pub image_id: String,
+    pub manifest_digest: String,
+    /// Layer digests, bottom first.
+    pub layers: Vec<String>,
+    /// The image config JSON (`null` for images stored without it).
+    pub config: serde_json::Value,
+    pub created: Option<String>,
+    /// Virtual size: the sum of the layers' uncompressed sizes.
+    pub size: u64,
+}
+
+impl ImageInfo {
+    /// The image ID's first 12 hex digits.
+    pub fn short_id(&self) -> &str {
+        let h = self
+            .image_id
+            .strip_prefix("sha256:")
+            .unwrap_or(&self.image_id);
+        &h[..h.len().min(12)]
+    }
+
+    /// `(repository, tag)` split from the name.
+    pub fn repo_tag(&self) -> (&str, &str) {
+        split_name(&self.name)
+    }
+}
+
+/// `("registry/repo", "tag")`; a digest reference keeps `@sha256:..` as tag.
+pub fn split_name(name: &str) -> (&str, &str) {
+    if let Some((r, d)) = name.split_once('@') {
+        return (r, d);
+    }
+    let slash = name.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match name[slash..].rfind(':') {
+        Some(i) => (&name[..slash + i], &name[slash + i + 1..]),
+        None => (name, "latest"),
+    }
+}
+
+/// A layer ref.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LayerInfo {
+    pub digest: String,
+    pub commit: String,
+    pub diff_id: Option<String>,
+    pub size: Option<u64>,
+    pub uncompressed_size: Option<u64>,
+}
+
+/// Where the repo and the checkouts live, as logical paths (`None` = default
+/// rule).
+#[derive(Debug, Clone, Default)]
+pub struct Location {
+    pub repo: Option<PathBuf>,
+    pub checkout: Option<PathBuf>,
+}
+
+impl Location {
+    /// From `ATOMIC_OSTREE_REPO` and `ATOMIC_OSTREE_CHECKOUT_PATH`.
+    pub fn from_env() -> Self {
+        let get = |k| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        Location {
+            repo: get(ENV_REPO),
+            checkout: get(ENV_CHECKOUT),
+        }
+    }
+}
+
+/// The template variables an image uses (`images info`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImageVariables {
+    /// The `/exports/*.template` files scanned.
+    pub templates: Vec<String>,
+    /// Used, with a value from `manifest.json` `defaultValues`.
+    pub with_default: BTreeMap<String, String>,
+    /// Used, set by syscontainer itself (built-ins without a manifest default).
+    pub builtin: BTreeSet<String>,
+    /// Used, with no default: must be given with `--set`.
+    pub required: BTreeSet<String>,
+}
+
+/// One layer's `images verify` result.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LayerVerify {
+    pub digest: String,
+    pub commit: Option<String>,
+    pub objects: usize,
+    /// `object: error` for each bad object.
+    pub errors: Vec<String>,
+}
+
+/// `images verify`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct VerifyReport {
+    pub name: String,
+    pub layers: Vec<LayerVerify>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.layers.iter().all(|l| l.errors.is_empty())
+    }
+}
+
+/// `images prune`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PruneReport {
+    /// Layer digests whose refs were removed.
+    pub layers: Vec<String>,
+    pub objects_total: i32,
+    pub objects_pruned: i32,
+    pub bytes_freed: u64,
+}
+
+/// The image store.
+pub struct Store {
+    root: Root,
+    repo: ostree::Repo,
+    repo_logical: PathBuf,
+    repo_real: PathBuf,
+    checkout_logical: PathBuf,
+    checkout_real: PathBuf,
+    lock_path: PathBuf,
+    lock: RefCell<lock::LockState>,
+}
+
+fn mkdir_all(p: &Path) -> Result<(), StoreError> {
+    fs::create_dir_all(p).map_err(|source| StoreError::Mkdir {
+        path: p.to_path_buf(),
+        source,
+    })
+}
+
+fn same_fs(a: &Path, b: &Path) -> bool {
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
+fn meta_str(d: &glib::VariantDict, k: &str) -> Option<String> {
+    d.lookup::<String>(k).ok().flatten()
+}
+
+fn meta_u64(d: &glib::VariantDict, k: &str) -> Option<u64> {
+    d.lookup::<u64>(k).ok().flatten()
+}
+
+fn not_found(e: &glib::Error) -> bool {
+    e.matches(gio::IOErrorEnum::NotFound)
+}
+
+/// What one layer holds at a path, for union lookups.
+enum Probe {
+    Found(gio::File, gio::FileType),
+    /// A symlink at component `at` (whose target is `target`).
+    Symlink {
+        at: usize,
+        target: String,
+    },
+    /// Not in this layer; lower layers may have it.
+    Absent,
+    /// Hidden by a whiteout, an opaque directory or a non-directory in this
+    /// layer: lower layers cannot provide it.
+    Hidden,
+}
+
+impl Store {
+    /// Open the store under `root`, locating the repo from the environment
+    /// (see [`Location::from_env`]); the repo is created if missing.
+    pub fn open(root: &Root) -> Result<Store, StoreError> {
+        Store::open_with(root, &Location::from_env())
+    }
+
+    /// Open with an explicit location.
+    pub fn open_with(root: &Root, loc: &Location) -> Result<Store, StoreError> {
+        let checkout_logical = loc
+            .checkout
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(paths::CHECKOUT_ROOT));
+        let checkout_real = root.join(&checkout_logical);
+        mkdir_all(&checkout_real)?;
+        let repo_logical = match &loc.repo {
+            Some(p) => p.clone(),
+            None => {
+                let sys = root.join(paths::OSTREE_REPO);
+                if sys.join("config").exists() && same_fs(&sys, &checkout_real) {
+                    PathBuf::from(paths::OSTREE_REPO)
+                } else {
+                    checkout_logical.join(paths::OSTREE_REPO_FALLBACK)
+                }
+            }
+        };
+        let repo_real = root.join(&repo_logical);
+        let open_err = |source| StoreError::OpenRepo {
+            path: repo_logical.clone(),
+            source,
+        };
+        let repo = ostree::Repo::new_for_path(&repo_real);
+        if repo_real.join("config").exists() {
+            repo.open(gio::Cancellable::NONE).map_err(open_err)?;
+        } else {
+            mkdir_all(&repo_real)?;
+            repo.create(ostree::RepoMode::Bare, gio::Cancellable::NONE)
+                .map_err(open_err)?;
+        }
+        if repo.mode() != ostree::RepoMode::Bare {
+            return Err(StoreError::RepoMode {
+                path: repo_logical,
+                mode: format!("{:?}", repo.mode()),
+            });
+        }
+        Ok(Store {
+            lock_path: lock::lock_path(root),
+            root: root.clone(),
+            repo,
+            repo_logical,
+            repo_real,
+            checkout_logical,
+            checkout_real,
+            lock: RefCell::new(lock::LockState::default()),
+        })
+    }
+
+    /// The repo's logical path, e.g. `/ostree/repo`.
+    pub fn repo_logical_path(&self) -> PathBuf {
+        self.repo_logical.clone()
+    }
+
+    /// The repo's real path (under the root).
+    pub fn repo_path(&self) -> PathBuf {
+        self.repo_real.clone()
+    }
+
+    /// The real path (under the root) of the checkout root.
+    pub fn checkout_root(&self) -> PathBuf {
+        self.checkout_real.clone()
+    }
+
+    /// The logical path of the checkout root.
+    pub fn checkout_root_logical(&self) -> PathBuf {
+        self.checkout_logical.clone()
+    }
+
+    pub fn root(&self) -> &Root {
+        &self.root
+    }
+
+    /// The libostree repo, for tests and tools.
+    pub fn repo(&self) -> &ostree::Repo {
+        &self.repo
+    }
+
+    /// Take the store lock. Pull, delete, tag and prune take it exclusive
+    /// themselves; an install should hold it shared from reading the image
+    /// to the end of its checkout, so that a concurrent prune waits. Nested
+    /// calls on the same `Store` do not deadlock (shared -> exclusive
+    /// upgrades for the guard's lifetime).
+    pub fn lock(&self, mode: LockMode) -> Result<StoreLock<'_>, StoreError> {
+        lock::acquire(&self.lock, &self.lock_path, mode)
+    }
+
+    /// Every `ociimage/` ref: full ref name -> commit.
+    fn refs(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        let all = self
+            .repo
+            .list_refs(None, gio::Cancellable::NONE)
+            .map_err(|source| StoreError::ListRefs { source })?;
+        Ok(all
+            .into_iter()
+            .filter(|(r, _)| r.starts_with(names::PREFIX))
+            .collect())
+    }
+
+    fn resolve_ref(&self, r: &str) -> Result<Option<String>, StoreError> {
+        self.repo
+            .resolve_rev(r, true)
+            .map(|o| o.map(|s| s.to_string()))
+            .map_err(|source| StoreError::Ref {
+                name: r.to_string(),
+                source,
+            })
+    }
+
+    fn commit_meta(&self, commit: &str, what: &str) -> Result<glib::VariantDict, StoreError> {
+        let (v, _) = self
+            .repo
+            .load_commit(commit)
+            .map_err(|source| StoreError::Commit {
+                commit: commit.to_string(),
+                what: what.to_string(),
+                source,
+            })?;
+        Ok(glib::VariantDict::new(Some(&v.child_value(0))))
+    }
+
+    /// The commit of a layer, if present.
+    pub fn layer_commit(&self, digest: &str) -> Result<Option<String>, StoreError> {
+        if !valid_digest(digest) {
+            return Ok(None);
+        }
+        self.resolve_ref(&names::branch_for_layer(digest))
+    }
+
+    /// A layer ref's details.
+    pub fn layer(&self, digest: &str) -> Result<Option<LayerInfo>, StoreError> {
+        let Some(commit) = self.layer_commit(digest)? else {
+            return Ok(None);
+        };
+        let d = self.commit_meta(&commit, &format!("layer {digest}"))?;
+        Ok(Some(LayerInfo {
+            digest: digest.to_string(),
+            diff_id: meta_str(&d, META_LAYER_DIFF_ID),
+            size: meta_u64(&d, META_LAYER_SIZE),
+            uncompressed_size: meta_u64(&d, META_LAYER_TAR_SIZE),
+            commit,
+        }))
+    }
+
+    fn image_from_commit(&self, name: &str, commit: &str) -> Result<ImageInfo, StoreError> {
+        let d = self.commit_meta(commit, &format!("image {name}"))?;
+        let bad = |reason: &str| StoreError::BadImageCommit {
+            name: name.to_string(),
+            commit: commit.to_string(),
+            reason: reason.to_string(),
+        };
+        let manifest =
+            meta_str(&d, META_MANIFEST).ok_or_else(|| bad("no docker.manifest metadata"))?;
+        let m: serde_json::Value =
+            serde_json::from_str(&manifest).map_err(|source| StoreError::ManifestJson {
+                name: name.to_string(),
+                commit: commit.to_string(),
+                source,
+            })?;
+        let image_id = m["config"]["digest"]
+            .as_str()
+            .ok_or_else(|| bad("the manifest has no config digest (schema 1?)"))?
+            .to_string();
+        let layers = m["layers"]
+            .as_array()
+            .ok_or_else(|| bad("the manifest has no layers array"))?
+            .iter()
+            .map(|l| l["digest"].as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| bad("a layer in the manifest has no digest"))?;
+        let config = match meta_str(&d, META_CONFIG) {
+            Some(c) => serde_json::from_str(&c).map_err(|source| StoreError::ManifestJson {
+                name: name.to_string(),
+                commit: commit.to_string(),
+                source,
+            })?,
+            None => serde_json::Value::Null,
+        };
+        let created = config["created"].as_str().map(str::to_string);
+        let mut size = 0;
+        for (i, l) in layers.iter().enumerate() {
+            let s = match self.layer(l)? {
+                Some(LayerInfo {
+                    uncompressed_size: Some(s),
+                    ..
+                }) => Some(s),
+                _ => m["layers"][i]["size"].as_u64(),
+            };
+            size += s.unwrap_or(0);
+        }
+        Ok(ImageInfo {
+            name: name.to_string(),
+            image_id,
+            manifest_digest: meta_str(&d, META_MANIFEST_DIGEST).unwrap_or_default(),
+            layers,
+            config,
+            created,
+            size,
+        })
+    }
+
+    /// Every image, sorted by name.
+    pub fn images(&self) -> Result<Vec<ImageInfo>, StoreError> {
+        let mut out = Vec::new();
+        for (r, commit) in self.refs()? {
+            let suffix = &r[names::PREFIX.len()..];
+            if names::is_layer_suffix(suffix) {
+                continue;
+            }
+            let Some(name) = names::unescape(suffix) else {
+                log::warn!("ignoring ref '{r}': not an escaped image name");
+                continue;
+            };
+            out.push(self.image_from_commit(&name, &commit)?);
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Layer refs that no image uses.
+    pub fn dangling_layers(&self) -> Result<Vec<LayerInfo>, StoreError> {
+        let used: BTreeSet<String> = self.images()?.into_iter().flat_map(|i| i.layers).collect();
+        let mut out = Vec::new();
+        for r in self.refs()?.keys() {
+            let suffix = &r[names::PREFIX.len()..];
+            if !names::is_layer_suffix(suffix) {
+                continue;
+            }
+            let digest = format!("sha256:{suffix}");
+            if !used.contains(&digest) {
+                if let Some(l) = self.layer(&digest)? {
+                    out.push(l);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// An image by name (as given, then fully qualified, `:latest` added
+    /// when untagged) or by image ID prefix (with or without `sha256:`).
+    pub fn image(&self, name_or_id: &str) -> Result<ImageInfo, StoreError> {
+        let given = name_or_id.strip_prefix("docker://").unwrap_or(name_or_id);
+        if given.is_empty() {
+            return Err(StoreError::BadName {
+                name: name_or_id.to_string(),
+            });
+        }
+        for n in [given.to_string(), names::qualify(given)] {
+            let full = names::with_tag(&n);
+            if let Some(c) = self.resolve_ref(&names::branch_for_image(&full))? {
+                return self.image_from_commit(&full, &c);
+            }
+        }
+        let hex = given.strip_prefix("sha256:").unwrap_or(given);
+        if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hex = hex.to_ascii_lowercase();
+            let found: Vec<ImageInfo> = self
+                .images()?
+                .into_iter()
+                .filter(|i| {
+                    i.image_id
+                        .strip_prefix("sha256:")
+                        .is_some_and(|h| h.starts_with(&hex))
+                })
+                .collect();
+            let ids: BTreeSet<&str> = found.iter().map(|i| i.image_id.as_str()).collect();
+            if ids.len() > 1 {
+                return Err(StoreError::AmbiguousId {
+                    prefix: name_or_id.to_string(),
+                    matches: ids.into_iter().collect::<Vec<_>>().join(", "),
+                });
+            }
+            if let Some(i) = found.into_iter().next() {
+                return Ok(i);
+            }
+        }
+        Err(StoreError::ImageNotFound {
+            name: name_or_id.to_string(),
+        })
+    }
+
+    /// Union checkout of all layers into `dest`, which must not exist (its
+    /// parent must): hardlinks into the repo (no copy fallback), layers in
+    /// order with whiteouts and opaque directories applied, one `syncfs` at
+    /// the end. On failure, `dest` is removed.
+    pub fn checkout(&self, img: &ImageInfo, dest: &Path) -> Result<(), StoreError> {
+        if fs::symlink_metadata(dest).is_ok() {
+            return Err(StoreError::DestExists {
+                path: dest.to_path_buf(),
+            });
+        }
+        let mut commits = Vec::with_capacity(img.layers.len());
+        for l in &img.layers {
+            let c = self
+                .layer_commit(l)?
+                .ok_or_else(|| StoreError::LayerMissing {
+                    name: img.name.clone(),
+                    digest: l.clone(),
+                })?;
+            commits.push((l, c));
+        }
+        let res = (|| {
+            if commits.is_empty() {
+                fs::create_dir(dest).map_err(|source| StoreError::Mkdir {
+                    path: dest.to_path_buf(),
+                    source,
+                })?;
+            }
+            let opts = ostree::RepoCheckoutAtOptions {
+                mode: ostree::RepoCheckoutMode::None,
+                overwrite_mode: ostree::RepoCheckoutOverwriteMode::UnionFiles,
+                process_whiteouts: true,
+                no_copy_fallback: true,
+                ..Default::default()
+            };
+            for (digest, commit) in &commits {
+                self.repo
+                    .checkout_at(
+                        Some(&opts),
+                        libc::AT_FDCWD,
+                        dest,
+                        commit,
+                        gio::Cancellable::NONE,
+                    )
+                    .map_err(|source| StoreError::Checkout {
+                        name: img.name.clone(),
+                        digest: digest.to_string(),
+                        dest: dest.to_path_buf(),
+                        source,
+                    })?;
+            }
+            syncfs(dest)
+        })();
+        if res.is_err() {
+            let _ = fs::remove_dir_all(dest);
+        }
+        res
+    }
+
+    fn layer_roots(&self, img: &ImageInfo) -> Result<Vec<gio::File>, StoreError> {
+        let mut out = Vec::new();
+        for l in &img.layers {
+            let c = self
+                .layer_commit(l)?
+                .ok_or_else(|| StoreError::LayerMissing {
+                    name: img.name.clone(),
+                    digest: l.clone(),
+                })?;
+            let (root, _) =
+                self.repo
+                    .read_commit(&c, gio::Cancellable::NONE)
+                    .map_err(|source| StoreError::Commit {
+                        commit: c.clone(),
+                        what: format!("layer {l}"),
+                        source,
+                    })?;
+            out.push(root);
+        }
+        Ok(out)
+    }
+
+    /// Probe one layer for `comps`.
+    fn probe(root: &gio::File, comps: &[String]) -> Result<Probe, glib::Error> {
+        let exists = |f: &gio::File| -> Result<Option<gio::FileInfo>, glib::Error> {
+            match f.query_info(
+                "standard::type,standard::symlink-target",
+                gio::FileQueryInfoFlags::NOFOLLOW_SYMLINKS,
+                gio::Cancellable::NONE,
+            ) {
+                Ok(i) => Ok(Some(i)),
+                Err(e) if not_found(&e) => Ok(None),
+                Err(e) => Err(e),
+            }
+        };
+        let mut dir = root.clone();
+        for (i, c) in comps.iter().enumerate() {
+            let child = dir.child(c);
+            match exists(&child)? {
+                Some(info) => match info.file_type() {
+                    gio::FileType::SymbolicLink => {
+                        return Ok(Probe::Symlink {
+                            at: i,
+                            target: info
+                                .symlink_target()
+                                .map(|t| t.to_string_lossy().into_owned())
+                                .unwrap_or_default(),
+                        })
+                    }
+                    gio::FileType::Directory if i + 1 < comps.len() => dir = child,
+                    t if i + 1 == comps.len() => return Ok(Probe::Found(child, t)),
+                    _ => return Ok(Probe::Hidden),
+                },
+                None => {
+                    let wh = dir.child(format!("{}{c}", import::WHITEOUT_PREFIX));
+                    let opq = dir.child(import::OPAQUE_WHITEOUT);
+                    if exists(&wh)?.is_some() || exists(&opq)?.is_some() {
+                        return Ok(Probe::Hidden);
+                    }
+                    return Ok(Probe::Absent);
+                }
+            }
+        }
+        Ok(Probe::Found(dir, gio::FileType::Directory))
+    }
+
+    /// Resolve `path` in the union of the layers (top layer first), following
+    /// symlinks within the image.
+    fn lookup(
+        &self,
+        img: &ImageInfo,
+        roots: &[gio::File],
+        path: &str,
+    ) -> Result<Option<(gio::File, gio::FileType)>, StoreError> {
+        let mut comps = split_abs(path, &[]);
+        let mut hops = 0;
+        'restart: loop {
+            for root in roots.iter().rev() {
+                let p = Self::probe(root, &comps).map_err(|source| StoreError::ReadFile {
+                    name: img.name.clone(),
+                    path: path.to_string(),
+                    source,
+                })?;
+                match p {
+                    Probe::Found(f, t) => return Ok(Some((f, t))),
+                    Probe::Hidden => return Ok(None),
+                    Probe::Absent => continue,
+                    Probe::Symlink { at, target } => {
+                        hops += 1;
+                        if hops > 16 {
+                            return Ok(None);
+                        }
+                        let base = if target.starts_with('/') {
+                            Vec::new()
+                        } else {
+                            comps[..at].to_vec()
+                        };
+                        let mut next = split_abs(&target, &base);
+                        next.extend_from_slice(&comps[at + 1..]);
+                        comps = next;
+                        continue 'restart;
+                    }
+                }
+            }
+            return Ok(None);
+        }
+    }
+
+    /// Read one file from the image (union of the layers, whiteouts honoured,
+    /// symlinks followed within the image). `Ok(None)` if absent or not a
+    /// regular file.
+    pub fn read_file(&self, img: &ImageInfo, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let roots = self.layer_roots(img)?;
+        self.read_file_in(img, &roots, path)
+    }
+
+    fn read_file_in(
+        &self,
+        img: &ImageInfo,
+        roots: &[gio::File],
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some((f, gio::FileType::Regular)) = self.lookup(img, roots, path)? else {
+            return Ok(None);
+        };
+        let err = |source| StoreError::ReadFile {
+            name: img.name.clone(),
+            path: path.to_string(),
+            source,
+        };
+        let f = f
+            .downcast::<ostree::RepoFile>()
+            .expect("files under a commit root are OstreeRepoFiles");
+        f.ensure_resolved().map_err(err)?;
+        let (stream, _, _) = self
+            .repo
+            .load_file(&f.checksum(), gio::Cancellable::NONE)
+            .map_err(err)?;
+        let Some(stream) = stream else {
+            return Ok(None);
+        };
+        let mut out = Vec::new();
+        stream
+            .into_read()
+            .take(READ_FILE_MAX + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| err(glib::Error::new(gio::IOErrorEnum::Failed, &e.to_string())))?;
+        if out.len() as u64 > READ_FILE_MAX {
+            return Err(StoreError::FileTooLarge {
+                name: img.name.clone(),
+                path: path.to_string(),
+            });
+        }
+        Ok(Some(out))
+    }
+
+    /// Names in a directory of the image (union of the layers, whiteouts
+    /// honoured). Empty if the directory is absent.
+    pub fn list_dir(&self, img: &ImageInfo, path: &str) -> Result<BTreeSet<String>, StoreError> {
+        let roots = self.layer_roots(img)?;
+        self.list_dir_in(img, &roots, path)
+    }
+
+    fn list_dir_in(
+        &self,
+        img: &ImageInfo,
+        roots: &[gio::File],
+        path: &str,
+    ) -> Result<BTreeSet<String>, StoreError> {
+        let comps = split_abs(path, &[]);
+        let err = |source| StoreError::ReadFile {
+            name: img.name.clone(),
+            path: path.to_string(),
+            source,
+        };
+        let mut seen = BTreeSet::new();
+        let mut hidden = BTreeSet::new();
+        for root in roots.iter().rev() {
+            let dir = match Self::probe(root, &comps).map_err(err)? {
+                Probe::Found(f, gio::FileType::Directory) => f,
+                Probe::Absent => continue,
+                _ => break,
+            };
+            let mut here = Vec::new();
+            let mut opaque = false;
+            let it = dir
+                .enumerate_children(
+                    "standard::name",
+                    gio::FileQueryInfoFlags::NOFOLLOW_SYMLINKS,
+                    gio::Cancellable::NONE,
+                )
+                .map_err(err)?;
+            while let Some(info) = it.next_file(gio::Cancellable::NONE).map_err(err)? {
+                let n = info.name().to_string_lossy().into_owned();
+                if n == import::OPAQUE_WHITEOUT {
+                    opaque = true;
+                } else if let Some(w) = n.strip_prefix(import::WHITEOUT_PREFIX) {
+                    hidden.insert(w.to_string());
+                } else {
+                    here.push(n);
+                }
+            }
+            for n in here {
+                if !hidden.contains(&n) {
+                    seen.insert(n);
+                }
+            }
+            if opaque {
+                break;
+            }
+        }
+        Ok(seen)
+    }
+
+    /// The template variables of `/exports/*.template`, split by where their
+    /// value comes from.
+    pub fn info(&self, img: &ImageInfo) -> Result<ImageVariables, StoreError> {
+        let roots = self.layer_roots(img)?;
+        let mut out = ImageVariables::default();
+        let mut used = BTreeSet::new();
+        for n in self.list_dir_in(img, &roots, "/exports")? {
+            if !n.ends_with(".template") {
+                continue;
+            }
+            let path = format!("/exports/{n}");
+            let Some(data) = self.read_file_in(img, &roots, &path)? else {
+                continue;
+            };
+            let text = String::from_utf8(data).map_err(|_| StoreError::ExportsFile {
+                name: img.name.clone(),
+                path: path.clone(),
+            })?;
+            let vars = crate::template::variables(&path, &text).map_err(|source| {
+                StoreError::Template {
+                    name: img.name.clone(),
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            used.extend(vars);
+            out.templates.push(path);
+        }
+        let mut defaults = BTreeMap::new();
+        if let Some(m) = self.read_file_in(img, &roots, "/exports/manifest.json")? {
+            let bad = || StoreError::ExportsFile {
+                name: img.name.clone(),
+                path: "/exports/manifest.json".into(),
+            };
+            let v: serde_json::Value = serde_json::from_slice(&m).map_err(|_| bad())?;
+            if let Some(o) = v.get("defaultValues").and_then(|d| d.as_object()) {
+                for (k, v) in o {
+                    let v = match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    defaults.insert(k.clone(), v);
+                }
+            }
+        }
+        for v in used {
+            if crate::vars::FIXED.contains(&v.as_str()) {
+                out.builtin.insert(v);
+            } else if let Some(d) = defaults.get(&v) {
+                out.with_default.insert(v, d.clone());
+            } else if crate::vars::OVERRIDABLE.contains(&v.as_str()) {
+                out.builtin.insert(v);
+            } else {
+                out.required.insert(v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Re-hash every object of every layer against its checksum.
+    pub fn verify(&self, img: &ImageInfo) -> Result<VerifyReport, StoreError> {
+        let mut layers = Vec::new();
+        for l in &img.layers {
+            let Some(commit) = self.layer_commit(l)? else {
+                layers.push(LayerVerify {
+                    digest: l.clone(),
+                    commit: None,
+                    objects: 0,
+                    errors: vec!["layer ref is missing".into()],
+                });
+                continue;
+            };
+            let mut errors = Vec::new();
+            let objs = match self
+                .repo
+                .traverse_commit(&commit, -1, gio::Cancellable::NONE)
+            {
+                Ok(o) => o,
+                Err(e) => {
+                    layers.push(LayerVerify {
+                        digest: l.clone(),
+                        commit: Some(commit),
+                        objects: 0,
+                        errors: vec![format!("cannot traverse the commit: {e}")],
+                    });
+                    continue;
+                }
+            };
+            let mut objs: Vec<_> = objs.into_iter().collect();
+            objs.sort_by(|a, b| a.checksum().cmp(b.checksum()));
+            for o in &objs {
+                if let Err(e) =
+                    self.repo
+                        .fsck_object(o.object_type(), o.checksum(), gio::Cancellable::NONE)
+                {
+                    errors.push(format!(
+                        "{}.{}: {e}",
+                        o.checksum(),
+                        ostree::object_type_to_string(o.object_type())
+                    ));
+                }
+            }
+            layers.push(LayerVerify {
+                digest: l.clone(),
+                commit: Some(commit),
+                objects: objs.len(),
+                errors,
+            });
+        }
+        Ok(VerifyReport {
+            name: img.name.clone(),
+            layers,
+        })
+    }
+
+    fn set_ref_now(&self, r: &str, commit: Option<&str>) -> Result<(), StoreError> {
+        self.repo
+            .set_ref_immediate(None, r, commit, gio::Cancellable::NONE)
+            .map_err(|source| StoreError::SetRef {
+                name: r.to_string(),
+                source,
+            })
+    }
+
+    /// Delete an image by name (that name only) or by ID prefix (every name
+    /// of that image). Refused when the image ID is in `in_use`, unless
+    /// `force`. Layers stay until [`Store::prune`]. Returns the removed names.
+    pub fn delete(
+        &self,
+        name_or_id: &str,
+        in_use: &[String],
+        force: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let _l = self.lock(LockMode::Exclusive)?;
+        let img = self.image(name_or_id)?;
+        if !force && in_use.contains(&img.image_id) {
+            return Err(StoreError::InUse {
+                name: img.name,
+                id: img.image_id,
+            });
+        }
+        let by_name = self
+            .resolve_ref(&names::branch_for_image(&img.name))?
+            .is_some()
+            && (names::with_tag(name_or_id) == img.name
+                || names::with_tag(&names::qualify(name_or_id)) == img.name);
+        let victims: Vec<String> = if by_name {
+            vec![img.name.clone()]
+        } else {
+            self.images()?
+                .into_iter()
+                .filter(|i| i.image_id == img.image_id)
+                .map(|i| i.name)
+                .collect()
+        };
+        for n in &victims {
+            self.set_ref_now(&names::branch_for_image(n), None)?;
+        }
+        Ok(victims)
+    }
+
+    /// Give the image `src` the additional name `dst` (same commit).
+    pub fn tag(&self, src: &str, dst: &str) -> Result<String, StoreError> {
+        let _l = self.lock(LockMode::Exclusive)?;
+        let img = self.image(src)?;
+        let commit = self
+            .resolve_ref(&names::branch_for_image(&img.name))?
+            .ok_or_else(|| StoreError::ImageNotFound {
+                name: src.to_string(),
+            })?;
+        let dst = dst.strip_prefix("docker://").unwrap_or(dst);
+        if dst.is_empty() || dst.contains(char::is_whitespace) || dst.starts_with('/') {
+            return Err(StoreError::BadName {
+                name: dst.to_string(),
+            });
+        }
+        let dst = names::with_tag(&names::qualify(dst));
+        self.set_ref_now(&names::branch_for_image(&dst), Some(&commit))?;
+        Ok(dst)
+    }
+
+    /// Remove layer refs that no image uses, then unreachable objects.
+    pub fn prune(&self) -> Result<PruneReport, StoreError> {
+        let _l = self.lock(LockMode::Exclusive)?;
+        let mut report = PruneReport::default();
+        for l in self.dangling_layers()? {
+            self.set_ref_now(&names::branch_for_layer(&l.digest), None)?;
+            report.layers.push(l.digest);
+        }
+        let (total, pruned, freed) = self
+            .repo
+            .prune(
+                ostree::RepoPruneFlags::REFS_ONLY,
+                -1,
+                gio::Cancellable::NONE,
+            )
+            .map_err(|source| StoreError::Prune { source })?;
+        report.objects_total = total;
+        report.objects_pruned = pruned;
+        report.bytes_freed = freed;
+        Ok(report)
+    }
+
+    /// Image names by ID, for callers that map records to images.
+    pub fn names_by_id(&self) -> Result<HashMap<String, Vec<String>>, StoreError> {
+        let mut m: HashMap<String, Vec<String>> = HashMap::new();
+        for i in self.images()? {
+            m.entry(i.image_id).or_default().push(i.name);
+        }
+        Ok(m)
+    }
+}
+
+/// `sha256:` followed by 64 lower-case hex digits.
+pub fn valid_digest(d: &str) -> bool {
+    d.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// Split an image path into components, resolving `.` and `..` lexically
+/// (never above the root), relative to `base`.
+fn split_abs(path: &str, base: &[String]) -> Vec<String> {
+    let mut out = base.to_vec();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c.to_string()),
+        }
+    }
+    out
+}
+
+/// `syncfs(2)` on the filesystem holding `path`.
+fn syncfs(path: &Path) -> Result<(), StoreError> {
+    let f = fs::File::open(path).map_err(|source| StoreError::Sync {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    rustix::fs::syncfs(&f).map_err(|e| StoreError::Sync {
+        path: path.to_path_buf(),
+        source: e.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_names() {
+        assert_eq!(
+            split_name("docker.io/library/busybox:1.36"),
+            ("docker.io/library/busybox", "1.36")
+        );
+        assert_eq!(
+            split_name("localhost:5000/a"),
+            ("localhost:5000/a", "latest")
+        );
+        assert_eq!(split_name("localhost:5000/a:v"), ("localhost:5000/a", "v"));
+        assert_eq!(split_name("a/b@sha256:00"), ("a/b", "sha256:00"));
+    }
+
+    #[test]
+    fn lexical_paths() {
+        assert_eq!(split_abs("/a/./b/../c", &[]), vec!["a", "c"]);
+        assert_eq!(split_abs("../../x", &["d".into()]), vec!["x"]);
+    }
+
+    #[test]
+    fn digests() {
+        assert!(valid_digest(&format!("sha256:{}", "a".repeat(64))));
+        assert!(!valid_digest(&format!("sha256:{}", "A".repeat(64))));
+        assert!(!valid_digest("sha256:../../etc"));
+    }
+}

@@ -1,0 +1,369 @@
+//! `syscontainer pull` and `syscontainer images ...`.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{ArgAction, Args, Subcommand};
+use syscontainer::paths::Root;
+use syscontainer::record::{self, FoundState};
+use syscontainer::source::{self, SourceOptions};
+use syscontainer::store::{self, ConsoleProgress, ImageInfo, Store, StoreError};
+
+/// Pull an image into the OSTree store.
+///
+/// Every blob is streamed and its sha256 verified, and each layer's
+/// uncompressed digest is checked against the image config, before anything
+/// refers to it. Each layer becomes one OSTree commit (`ociimage/<digest>`);
+/// layers already present are never fetched again; identical files are
+/// stored once. The image ref is written last: an interrupted or failed pull
+/// leaves no image behind.
+///
+/// SOURCE is one of:
+///   [docker://]REGISTRY/NAME[:TAG|@sha256:DIGEST]   a registry (a bare NAME means docker.io/library/NAME)
+///   http:REGISTRY/NAME[:TAG]                          a plain-HTTP registry
+///   dockertar:/path/file.tar                          a `docker save` / docker-archive tarball
+///   oci:/path[:REF]                                   an OCI image layout
+///   docker:NAME[:TAG]                                 a local Docker-compatible engine (/var/run/docker.sock)
+#[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct PullArgs {
+    /// Registry credentials, USER[:PASSWORD].
+    #[arg(long, value_name = "USER[:PASS]")]
+    creds: Option<String>,
+    /// A containers auth.json file (default lookup: $XDG_RUNTIME_DIR/containers/auth.json,
+    /// $XDG_CONFIG_HOME/containers/auth.json, ~/.docker/config.json).
+    #[arg(long, value_name = "FILE")]
+    authfile: Option<PathBuf>,
+    /// Verify the registry's TLS certificate (extra CAs: /etc/containers/certs.d/HOST[:PORT]/*.crt).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
+    tls_verify: bool,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Where to pull from (see above).
+    #[arg(value_name = "SOURCE")]
+    source: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImagesCmd {
+    /// List stored images. `>` marks images used by an installed container.
+    List {
+        /// Also list dangling layers (layer refs no image uses).
+        #[arg(short, long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an image by name (that name only) or by image ID prefix (all
+    /// its names). Its layers stay until `images prune`.
+    Delete {
+        /// Delete even if an installed container uses it.
+        #[arg(short, long)]
+        force: bool,
+        #[arg(value_name = "IMAGE", required = true)]
+        images: Vec<String>,
+    },
+    /// Remove layers no image uses, then unreachable objects; print what went.
+    Prune {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give an image another name (same content, no copy).
+    Tag {
+        #[arg(value_name = "SRC")]
+        src: String,
+        #[arg(value_name = "DST")]
+        dst: String,
+    },
+    /// Show the template variables an image's /exports/*.template files use:
+    /// those with a default (from /exports/manifest.json) and those that must
+    /// be given with `install --set`.
+    Info {
+        #[arg(value_name = "IMAGE")]
+        image: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-hash every stored object of every layer against its checksum; exit 1
+    /// if anything is corrupt (including edits made through a deployment's
+    /// hardlinks).
+    Verify {
+        #[arg(value_name = "IMAGE")]
+        image: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Exit codes for store errors (see `--help`).
+pub fn exit_code(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
+    use StoreError::*;
+    match e.downcast_ref::<StoreError>()? {
+        ImageNotFound { .. } | LayerMissing { .. } => Some(4),
+        Layer { .. }
+        | LayerVerify { .. }
+        | BadImage { .. }
+        | DiffIdMismatch { .. }
+        | Template { .. }
+        | ExportsFile { .. }
+        | BadName { .. }
+        | AmbiguousId { .. } => Some(3),
+        _ => None,
+    }
+}
+
+fn open(root: &Root) -> anyhow::Result<Store> {
+    Store::open(root).context("opening the image store")
+}
+
+/// Image IDs used by installed containers, from their records.
+fn in_use(root: &Root) -> Vec<String> {
+    let (found, errors) = record::discover(root);
+    for e in errors {
+        log::warn!("{e}");
+    }
+    found
+        .into_iter()
+        .filter_map(|f| match f.state {
+            FoundState::Ok { record, .. } => Some(record.image_id),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn pull(root: &Root, a: PullArgs) -> anyhow::Result<()> {
+    let store = open(root)?;
+    let opts = SourceOptions {
+        root: root.clone(),
+        creds: a.creds,
+        authfile: a.authfile,
+        tls_verify: a.tls_verify,
+        quiet: a.quiet,
+    };
+    let mut src =
+        source::open(&a.source, &opts).with_context(|| format!("opening source '{}'", a.source))?;
+    let mut progress = ConsoleProgress::new(a.quiet || a.json);
+    let r = store::pull(&store, src.as_mut(), &mut progress)
+        .with_context(|| format!("pulling {}", a.source))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    }
+    Ok(())
+}
+
+fn human(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
+fn short(d: &str) -> &str {
+    let h = d.strip_prefix("sha256:").unwrap_or(d);
+    &h[..h.len().min(12)]
+}
+
+fn created(i: &ImageInfo) -> String {
+    // "2024-01-02T03:04:05.123Z" -> "2024-01-02 03:04"
+    match &i.created {
+        Some(c) if c.len() >= 16 => c[..16].replacen('T', " ", 1),
+        Some(c) => c.clone(),
+        None => "-".into(),
+    }
+}
+
+fn list(root: &Root, all: bool, json: bool) -> anyhow::Result<()> {
+    let store = open(root)?;
+    let used: BTreeSet<String> = in_use(root).into_iter().collect();
+    let images = store.images().context("listing images")?;
+    let layers = if all {
+        store.dangling_layers().context("listing layers")?
+    } else {
+        Vec::new()
+    };
+    if json {
+        let mut rows = Vec::new();
+        for i in &images {
+            let (repo, tag) = i.repo_tag();
+            rows.push(serde_json::json!({
+                "kind": "image", "name": i.name, "repository": repo, "tag": tag,
+                "image_id": i.image_id, "manifest_digest": i.manifest_digest,
+                "created": i.created, "virtual_size": i.size,
+                "in_use": used.contains(&i.image_id), "layers": i.layers,
+            }));
+        }
+        for l in &layers {
+            rows.push(serde_json::json!({
+                "kind": "layer", "digest": l.digest, "commit": l.commit,
+                "diff_id": l.diff_id, "size": l.size, "virtual_size": l.uncompressed_size,
+            }));
+        }
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    let rows: Vec<[String; 6]> = images
+        .iter()
+        .map(|i| {
+            let (repo, tag) = i.repo_tag();
+            [
+                if used.contains(&i.image_id) { ">" } else { " " }.into(),
+                repo.into(),
+                tag.into(),
+                i.short_id().into(),
+                created(i),
+                human(i.size),
+            ]
+        })
+        .chain(layers.iter().map(|l| {
+            [
+                " ".into(),
+                "<layer>".into(),
+                "<none>".into(),
+                short(&l.digest).into(),
+                "-".into(),
+                human(l.uncompressed_size.or(l.size).unwrap_or(0)),
+            ]
+        }))
+        .collect();
+    let head = [
+        "",
+        "REPOSITORY",
+        "TAG",
+        "IMAGE ID",
+        "CREATED",
+        "VIRTUAL SIZE",
+    ];
+    let mut w = head.map(str::len);
+    for r in &rows {
+        for (k, c) in r.iter().enumerate() {
+            w[k] = w[k].max(c.len());
+        }
+    }
+    let line = |r: [&str; 6]| {
+        let s: Vec<String> = (0..6).map(|k| format!("{:<1$}", r[k], w[k])).collect();
+        println!("{}", s.join("  ").trim_end());
+    };
+    line(head);
+    for r in &rows {
+        line(std::array::from_fn(|k| r[k].as_str()));
+    }
+    Ok(())
+}
+
+pub fn run(root: &Root, cmd: ImagesCmd) -> anyhow::Result<()> {
+    match cmd {
+        ImagesCmd::List { all, json } => list(root, all, json),
+        ImagesCmd::Delete { force, images } => {
+            let store = open(root)?;
+            let used = in_use(root);
+            for i in images {
+                let removed = store
+                    .delete(&i, &used, force)
+                    .with_context(|| format!("deleting image '{i}'"))?;
+                for n in removed {
+                    println!("Deleted {n}");
+                }
+            }
+            Ok(())
+        }
+        ImagesCmd::Prune { json } => {
+            let store = open(root)?;
+            let r = store.prune().context("pruning the image store")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                for l in &r.layers {
+                    println!("Deleted layer {l}");
+                }
+                println!(
+                    "Pruned {} of {} objects, freed {}",
+                    r.objects_pruned,
+                    r.objects_total,
+                    human(r.bytes_freed)
+                );
+            }
+            Ok(())
+        }
+        ImagesCmd::Tag { src, dst } => {
+            let store = open(root)?;
+            let n = store
+                .tag(&src, &dst)
+                .with_context(|| format!("tagging '{src}' as '{dst}'"))?;
+            println!("Tagged {src} as {n}");
+            Ok(())
+        }
+        ImagesCmd::Info { image, json } => {
+            let store = open(root)?;
+            let img = store.image(&image)?;
+            let v = store
+                .info(&img)
+                .with_context(|| format!("reading the templates of '{}'", img.name))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "name": img.name, "image_id": img.image_id, "variables": v,
+                    }))?
+                );
+                return Ok(());
+            }
+            println!("Image: {} ({})", img.name, img.image_id);
+            if v.templates.is_empty() {
+                println!("No /exports/*.template files: the built-in defaults apply.");
+                return Ok(());
+            }
+            println!("Templates: {}", v.templates.join(", "));
+            println!("\nTemplate variables with a default value, overridable with --set:");
+            for (k, val) in &v.with_default {
+                println!("  {k}: {val}");
+            }
+            println!("\nTemplate variables that have no default value and must be set with --set:");
+            for k in &v.required {
+                println!("  {k}");
+            }
+            println!("\nTemplate variables set by syscontainer:");
+            for k in &v.builtin {
+                println!("  {k}");
+            }
+            Ok(())
+        }
+        ImagesCmd::Verify { image, json } => {
+            let store = open(root)?;
+            let img = store.image(&image)?;
+            let r = store
+                .verify(&img)
+                .with_context(|| format!("verifying '{}'", img.name))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                for l in &r.layers {
+                    if l.errors.is_empty() {
+                        println!("{}: OK ({} objects)", l.digest, l.objects);
+                    } else {
+                        println!("{}: CORRUPT ({} objects)", l.digest, l.objects);
+                        for e in &l.errors {
+                            println!("  {e}");
+                        }
+                    }
+                }
+            }
+            if !r.ok() {
+                bail!("image '{}' is corrupt", img.name);
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,513 @@
+//! `pull`: an [`ImageSource`] into the store, in one OSTree transaction.
+//!
+//! For each layer not yet present: `open_blob` -> verify the compressed
+//! digest -> decompress -> verify the `diff_id` -> import. The image ref is
+//! set only after every layer is committed and verified; any error aborts the
+//! transaction, so no ref is left behind (the repo is as it was; objects
+//! already staged are reused by libostree on the next attempt).
+
+use std::collections::HashMap;
+use std::io::{self, IsTerminal, Read};
+
+use glib::prelude::*;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use super::import::{import_layer, ImportStats};
+use super::lock::LockMode;
+use super::{names, valid_digest, Store, StoreError};
+use super::{
+    META_CONFIG, META_LAYER, META_LAYER_DIFF_ID, META_LAYER_MEDIA_TYPE, META_LAYER_SIZE,
+    META_LAYER_TAR_SIZE, META_MANIFEST, META_MANIFEST_DIGEST, META_NAME,
+};
+use crate::source::{self, Descriptor, DigestReader, ImageSource, ResolvedImage};
+
+/// Receives pull events. Every method has an empty default.
+pub trait Progress: Send {
+    fn resolved(&mut self, _img: &ResolvedImage) {}
+    fn layer_skipped(&mut self, _idx: usize, _d: &Descriptor) {}
+    fn layer_started(&mut self, _idx: usize, _d: &Descriptor) {}
+    /// `read` compressed bytes of layer `idx` so far.
+    fn layer_bytes(&mut self, _idx: usize, _read: u64) {}
+    fn layer_done(&mut self, _idx: usize, _d: &Descriptor, _stats: &ImportStats) {}
+    fn finished(&mut self, _report: &PullReport) {}
+}
+
+/// Reports nothing.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// What a pull did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PullReport {
+    pub name: String,
+    pub image_id: String,
+    pub manifest_digest: String,
+    /// The image commit.
+    pub commit: String,
+    pub layers_total: usize,
+    pub layers_fetched: usize,
+    pub layers_skipped: usize,
+    /// Compressed bytes read from the source.
+    pub bytes_fetched: u64,
+    /// Device nodes and FIFOs dropped from the fetched layers.
+    pub dropped_special: u64,
+    /// The image was already stored with the same manifest: nothing changed.
+    pub up_to_date: bool,
+}
+
+struct ProgressReader<'p, R> {
+    inner: R,
+    n: u64,
+    last: u64,
+    idx: usize,
+    progress: &'p mut dyn Progress,
+}
+
+impl<R: Read> Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n += n as u64;
+        if n == 0 || self.n - self.last >= 256 * 1024 {
+            self.last = self.n;
+            self.progress.layer_bytes(self.idx, self.n);
+        }
+        Ok(n)
+    }
+}
+
+/// Aborts the transaction unless committed.
+struct Txn<'r> {
+    repo: &'r ostree::Repo,
+    open: bool,
+}
+
+impl Txn<'_> {
+    fn begin(repo: &ostree::Repo) -> Result<Txn<'_>, StoreError> {
+        repo.prepare_transaction(gio::Cancellable::NONE)
+            .map_err(|source| StoreError::Transaction {
+                what: "prepare".into(),
+                source,
+            })?;
+        Ok(Txn { repo, open: true })
+    }
+
+    fn commit(mut self) -> Result<(), StoreError> {
+        self.open = false;
+        self.repo
+            .commit_transaction(gio::Cancellable::NONE)
+            .map_err(|source| StoreError::Transaction {
+                what: "commit".into(),
+                source,
+            })?;
+        Ok(())
+    }
+}
+
+impl Drop for Txn<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.repo.abort_transaction(gio::Cancellable::NONE);
+        }
+    }
+}
+
+fn write_commit(
+    repo: &ostree::Repo,
+    subject: &str,
+    meta: &glib::VariantDict,
+    root: &ostree::RepoFile,
+) -> Result<String, StoreError> {
+    // Time 0: the same content gives the same commit on every host, and a
+    // re-pull leaves refs untouched.
+    repo.write_commit_with_time(
+        None,
+        Some(subject),
+        None,
+        Some(&meta.end()),
+        root,
+        0,
+        gio::Cancellable::NONE,
+    )
+    .map(|c| c.to_string())
+    .map_err(|source| StoreError::Transaction {
+        what: format!("write commit for {subject}"),
+        source,
+    })
+}
+
+fn check_resolved(img: &ResolvedImage, desc: &str) -> Result<(), StoreError> {
+    let bad = |reason: String| StoreError::BadImage {
+        name: img.name.clone(),
+        source_desc: desc.to_string(),
+        reason,
+    };
+    if img.layers.len() != img.diff_ids.len() {
+        return Err(bad(format!(
+            "{} layers but {} diff_ids in the config",
+            img.layers.len(),
+            img.diff_ids.len()
+        )));
+    }
+    for d in img
+        .layers
+        .iter()
+        .map(|l| &l.digest)
+        .chain(&img.diff_ids)
+        .chain([&img.config.digest, &img.manifest_digest])
+    {
+        if !valid_digest(d) {
+            return Err(bad(format!("'{d}' is not a sha256 digest")));
+        }
+    }
+    if img.name.is_empty() || img.name.contains(char::is_control) {
+        return Err(bad("empty image name".into()));
+    }
+    Ok(())
+}
+
+/// Pull `src` into `store`.
+pub fn pull(
+    store: &Store,
+    src: &mut dyn ImageSource,
+    progress: &mut dyn Progress,
+) -> Result<PullReport, StoreError> {
+    let desc = src.describe();
+    let img = src.resolve().map_err(|source| StoreError::Source {
+        source_desc: desc.clone(),
+        source,
+    })?;
+    check_resolved(&img, &desc)?;
+    progress.resolved(&img);
+    let name = names::with_tag(&img.name);
+    let image_ref = names::branch_for_image(&name);
+    let repo = store.repo();
+    let _lock = store.lock(LockMode::Exclusive)?;
+
+    let mut report = PullReport {
+        name: name.clone(),
+        image_id: img.config.digest.clone(),
+        manifest_digest: img.manifest_digest.clone(),
+        commit: String::new(),
+        layers_total: img.layers.len(),
+        layers_fetched: 0,
+        layers_skipped: 0,
+        bytes_fetched: 0,
+        dropped_special: 0,
+        up_to_date: false,
+    };
+
+    // Already stored with this very manifest and every layer present?
+    if let Some(c) = store.resolve_ref(&image_ref)? {
+        let same = store.image_from_commit(&name, &c).is_ok_and(|i| {
+            i.manifest_digest == img.manifest_digest && i.image_id == img.config.digest
+        });
+        let mut all = same;
+        for l in &img.layers {
+            if !all {
+                break;
+            }
+            all = store.layer_commit(&l.digest)?.is_some();
+        }
+        if all {
+            for (i, l) in img.layers.iter().enumerate() {
+                progress.layer_skipped(i, l);
+            }
+            report.commit = c;
+            report.layers_skipped = img.layers.len();
+            report.up_to_date = true;
+            progress.finished(&report);
+            return Ok(report);
+        }
+    }
+
+    let txn = Txn::begin(repo)?;
+    let mut this_pull: HashMap<String, String> = HashMap::new();
+    for (i, (d, diff_id)) in img.layers.iter().zip(&img.diff_ids).enumerate() {
+        if this_pull.contains_key(&d.digest) {
+            report.layers_skipped += 1;
+            progress.layer_skipped(i, d);
+            continue;
+        }
+        if let Some(l) = store.layer(&d.digest)? {
+            if let Some(stored) = l.diff_id.filter(|s| s != diff_id) {
+                return Err(StoreError::DiffIdMismatch {
+                    name: name.clone(),
+                    digest: d.digest.clone(),
+                    expected: diff_id.clone(),
+                    stored,
+                });
+            }
+            report.layers_skipped += 1;
+            progress.layer_skipped(i, d);
+            continue;
+        }
+        progress.layer_started(i, d);
+        let (commit, stats, read) = fetch_layer(repo, src, &desc, &name, i, d, diff_id, progress)?;
+        repo.transaction_set_ref(None, &names::branch_for_layer(&d.digest), Some(&commit));
+        this_pull.insert(d.digest.clone(), commit);
+        report.layers_fetched += 1;
+        report.bytes_fetched += read;
+        report.dropped_special += stats.dropped_special;
+        progress.layer_done(i, d, &stats);
+    }
+
+    // The image commit: an empty tree, the manifest and config as metadata.
+    let mtree = ostree::MutableTree::new();
+    let mut metas = super::import::DirMetas::new();
+    let dm = metas
+        .get(repo, 0, 0, 0o755, None)
+        .map_err(|source| StoreError::Transaction {
+            what: "write image root".into(),
+            source,
+        })?;
+    mtree.set_metadata_checksum(&dm);
+    let root = repo
+        .write_mtree(&mtree, gio::Cancellable::NONE)
+        .map_err(|source| StoreError::Transaction {
+            what: "write image root".into(),
+            source,
+        })?
+        .downcast::<ostree::RepoFile>()
+        .expect("write_mtree returns an OstreeRepoFile");
+    let meta = glib::VariantDict::new(None);
+    let manifest = String::from_utf8_lossy(&img.manifest_raw).into_owned();
+    let config = String::from_utf8_lossy(&img.config_raw).into_owned();
+    meta.insert(META_MANIFEST, manifest);
+    meta.insert(META_MANIFEST_DIGEST, img.manifest_digest.clone());
+    meta.insert(META_CONFIG, config);
+    meta.insert(META_NAME, name.clone());
+    let commit = write_commit(repo, &name, &meta, &root)?;
+    repo.transaction_set_ref(None, &image_ref, Some(&commit));
+    txn.commit()?;
+    report.commit = commit;
+    progress.finished(&report);
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fetch_layer(
+    repo: &ostree::Repo,
+    src: &mut dyn ImageSource,
+    desc: &str,
+    name: &str,
+    idx: usize,
+    d: &Descriptor,
+    diff_id: &str,
+    progress: &mut dyn Progress,
+) -> Result<(String, ImportStats, u64), StoreError> {
+    let src_err = |source| StoreError::Source {
+        source_desc: desc.to_string(),
+        source,
+    };
+    let raw = src.open_blob(d).map_err(src_err)?;
+    let counted = ProgressReader {
+        inner: raw,
+        n: 0,
+        last: 0,
+        idx,
+        progress,
+    };
+    let mut compressed = DigestReader::new(counted, &d.digest, Some(d.size));
+    let imported = {
+        let dec = source::decompress(d, Box::new(&mut compressed)).map_err(src_err)?;
+        let mut tar = DigestReader::new(dec, diff_id, None);
+        import_layer(repo, &mut tar)
+    };
+    // The decompressor may stop at the end of its frame: read the blob to
+    // its end so that its digest is checked. When the import failed, a
+    // digest mismatch is the better explanation (a tampered blob usually
+    // breaks the decompressor first).
+    let verified = io::copy(&mut compressed, &mut io::sink());
+    let imported = match (imported, verified) {
+        (_, Err(source)) if source.kind() == io::ErrorKind::InvalidData => {
+            return Err(StoreError::LayerVerify {
+                name: name.to_string(),
+                digest: d.digest.clone(),
+                source,
+            })
+        }
+        (Err(source), _) => {
+            return Err(StoreError::Layer {
+                name: name.to_string(),
+                digest: d.digest.clone(),
+                source,
+            })
+        }
+        (Ok(_), Err(source)) => {
+            return Err(StoreError::LayerVerify {
+                name: name.to_string(),
+                digest: d.digest.clone(),
+                source,
+            })
+        }
+        (Ok(i), Ok(_)) => i,
+    };
+    let stats = imported.stats;
+    let meta = glib::VariantDict::new(None);
+    meta.insert(META_LAYER, d.digest.clone());
+    meta.insert(META_LAYER_SIZE, d.size);
+    meta.insert(META_LAYER_MEDIA_TYPE, d.media_type.clone());
+    meta.insert(META_LAYER_DIFF_ID, diff_id.to_string());
+    meta.insert(META_LAYER_TAR_SIZE, stats.tar_bytes);
+    let commit = write_commit(repo, &d.digest, &meta, &imported.root)?;
+    Ok((commit, stats, d.size))
+}
+
+fn short(d: &str) -> &str {
+    let h = d.strip_prefix("sha256:").unwrap_or(d);
+    &h[..h.len().min(12)]
+}
+
+fn human(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
+enum Mode {
+    Quiet,
+    Plain,
+    Bars(MultiProgress),
+}
+
+/// Progress for the CLI: a bar per layer on a terminal (stderr), plain lines
+/// otherwise, nothing when quiet.
+pub struct ConsoleProgress {
+    mode: Mode,
+    total: usize,
+    bars: HashMap<usize, ProgressBar>,
+}
+
+impl ConsoleProgress {
+    pub fn new(quiet: bool) -> Self {
+        let mode = if quiet {
+            Mode::Quiet
+        } else if io::stderr().is_terminal() {
+            Mode::Bars(MultiProgress::new())
+        } else {
+            Mode::Plain
+        };
+        ConsoleProgress {
+            mode,
+            total: 0,
+            bars: HashMap::new(),
+        }
+    }
+
+    fn line(&self, s: &str) {
+        match &self.mode {
+            Mode::Quiet => {}
+            Mode::Plain => eprintln!("{s}"),
+            Mode::Bars(m) => {
+                let _ = m.println(s);
+            }
+        }
+    }
+}
+
+impl Progress for ConsoleProgress {
+    fn resolved(&mut self, img: &ResolvedImage) {
+        self.total = img.layers.len();
+        self.line(&format!(
+            "Pulling {} ({} layers, manifest {})",
+            img.name,
+            img.layers.len(),
+            img.manifest_digest
+        ));
+    }
+
+    fn layer_skipped(&mut self, idx: usize, d: &Descriptor) {
+        self.line(&format!(
+            "Layer {}/{} {}: already present",
+            idx + 1,
+            self.total,
+            short(&d.digest)
+        ));
+    }
+
+    fn layer_started(&mut self, idx: usize, d: &Descriptor) {
+        match &self.mode {
+            Mode::Quiet => {}
+            Mode::Plain => eprintln!(
+                "Layer {}/{} {}: fetching {}",
+                idx + 1,
+                self.total,
+                short(&d.digest),
+                human(d.size)
+            ),
+            Mode::Bars(m) => {
+                let pb = m.add(ProgressBar::new(d.size));
+                pb.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+                pb.set_prefix(format!(
+                    "Layer {}/{} {}",
+                    idx + 1,
+                    self.total,
+                    short(&d.digest)
+                ));
+                self.bars.insert(idx, pb);
+            }
+        }
+    }
+
+    fn layer_bytes(&mut self, idx: usize, read: u64) {
+        if let Some(pb) = self.bars.get(&idx) {
+            pb.set_position(read);
+        }
+    }
+
+    fn layer_done(&mut self, idx: usize, d: &Descriptor, s: &ImportStats) {
+        let mut msg = format!(
+            "{} files, {} dirs, {} symlinks, {} hardlinks, {} whiteouts",
+            s.files, s.dirs, s.symlinks, s.hardlinks, s.whiteouts
+        );
+        if s.dropped_special > 0 {
+            msg.push_str(&format!(
+                "; {} device nodes/FIFOs dropped",
+                s.dropped_special
+            ));
+        }
+        match self.bars.remove(&idx) {
+            Some(pb) => pb.finish_with_message(msg),
+            None => self.line(&format!(
+                "Layer {}/{} {}: stored ({msg})",
+                idx + 1,
+                self.total,
+                short(&d.digest)
+            )),
+        }
+    }
+
+    fn finished(&mut self, r: &PullReport) {
+        if r.up_to_date {
+            self.line(&format!(
+                "Image {} is up to date ({})",
+                r.name,
+                short(&r.image_id)
+            ));
+        } else {
+            self.line(&format!(
+                "Pulled {} ({}): {} of {} layers fetched, {}",
+                r.name,
+                short(&r.image_id),
+                r.layers_fetched,
+                r.layers_total,
+                human(r.bytes_fetched)
+            ));
+        }
+    }
+}
