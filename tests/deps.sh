@@ -8,7 +8,7 @@ APT_PACKAGES=(
   # runtime and system tests
   runc systemd systemd-container util-linux ostree busybox-static
   # image fixtures and the registry
-  skopeo umoci docker-registry debootstrap apache2-utils openssl python3 podman
+  skopeo umoci docker-registry debootstrap apache2-utils openssl python3 podman jq curl
   # packaging
   dpkg-dev debhelper rpm man-db
   # benchmarks
