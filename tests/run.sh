@@ -16,6 +16,8 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 step "build (generator and exec helper without libostree/TLS, then the CLI)"
 make -s build
+step "test images (cached in \${SYSCONTAINER_FIXTURES:-/var/tmp/syscontainer-fixtures})"
+tests/fixtures/make-images.sh all
 step "cargo test"
 cargo test --workspace --all-features
 step "systemd-analyze verify on generated units"
