@@ -63,7 +63,10 @@ _T0=$(date +%s%N)
 
 _now() { date +%s%N; }
 ms_since() { echo $((($(_now) - $1) / 1000000)); }
-log() { printf '[%s] %s\n' "$(date +%T.%3N)" "$*" | tee -a "$RESULTS/summary.txt"; }
+# log lines go to the test's own stdout even from inside `check` (whose
+# command's output is captured) and from traps.
+exec {SYSTEST_OUT}>&1
+log() { printf '[%s] %s\n' "$(date +%T.%3N)" "$*" | tee -a "$RESULTS/summary.txt" >&"$SYSTEST_OUT"; }
 pass() { PASSES=$((PASSES + 1)); log "PASS: $*"; }
 fail() { FAILS=$((FAILS + 1)); log "FAIL: $*"; }
 die() { fail "$*"; exit 1; }   # the EXIT trap cleans up and reports
@@ -111,7 +114,7 @@ check() {
         [ -n "${SYSTEST_VERBOSE:-}" ] && [ -n "$out" ] && printf '%s\n' "$out" | sed 's/^/    | /'
     else
         fail "$name (rc=$rc)"
-        [ -n "$out" ] && printf '%s\n' "$out" | tail -n 15 | sed 's/^/    | /' | tee -a "$RESULTS/summary.txt"
+        [ -n "$out" ] && printf '%s\n' "$out" | tail -n 15 | sed 's/^/    | /' | tee -a "$RESULTS/summary.txt" >&"$SYSTEST_OUT"
     fi
     return $rc
 }
@@ -139,6 +142,7 @@ g() {
 }
 gsh() { g sh -c "$1"; }
 gput() {   # gput SRC DEST [MODE]
+    # shellcheck disable=SC2016
     g sh -c 'mkdir -p "$(dirname "$1")" && cat >"$1" && chmod "$2" "$1"' sh "$2" "${3:-644}" <"$1"
 }
 
@@ -183,8 +187,8 @@ _save_guest_logs() {   # while the guest is still up
 # Kill whatever is left in our cgroups (a guest that was SIGKILLed may leave
 # processes behind), then remove the cgroups, deepest first.
 _cgroup_cleanup() {
-    local d p f i
-    for i in 1 2 3 4 5; do
+    local d p f
+    for _ in 1 2 3 4 5; do
         p=
         for d in "${CG_DIRS[@]}"; do
             [ -d "$d" ] || continue
@@ -192,10 +196,9 @@ _cgroup_cleanup() {
                 p+=" $(cat "$f" 2>/dev/null)"
             done < <(find "$d" -name cgroup.procs 2>/dev/null)
         done
-        p=$(echo $p)
-        [ -z "$p" ] && break
-        # shellcheck disable=SC2086
-        kill -KILL $p 2>/dev/null
+        read -r -a p <<<"$p"
+        [ ${#p[@]} -eq 0 ] && break
+        kill -KILL "${p[@]}" 2>/dev/null
         sleep 0.2
     done
     for d in "${CG_DIRS[@]}"; do
@@ -208,12 +211,11 @@ kill_guest() {   # hard stop: the guest did not power off by itself
     if [ -n "$NS_PID" ] && kill -0 "$NS_PID" 2>/dev/null; then
         _save_guest_logs
         kill -TERM "$NS_PID" 2>/dev/null   # nspawn forwards it as SIGRTMIN+3: halt
-        local i
-        for i in $(seq 100); do kill -0 "$NS_PID" 2>/dev/null || break; sleep 0.1; done
+        for _ in $(seq 100); do kill -0 "$NS_PID" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$NS_PID" 2>/dev/null
         wait "$NS_PID" 2>/dev/null
     fi
-    NS_PID= PID1=
+    NS_PID='' PID1=''
 }
 
 _teardown() {
@@ -228,11 +230,13 @@ _teardown() {
     else
         rm -rf "$ROOT" "$UPPER" "$STAGE"
     fi
+    rm -f "$WORK/check.out"
+    rmdir "$WORK" 2>/dev/null   # empty unless the results or a kept root are in it
     [ $FAILS -eq 0 ] && [ $PASSES -eq 0 ] && [ $rc -eq 0 ] && fail "no check ran"
     [ $rc -ne 0 ] && [ $FAILS -eq 0 ] && fail "test script exited with status $rc"
     log "$TEST_NAME: $PASSES passed, $FAILS failed, $(ms_since "$_T0") ms; logs in $RESULTS"
-    [ $FAILS -eq 0 ] && echo "RESULT $TEST_NAME: PASS" | tee -a "$RESULTS/summary.txt" ||
-        echo "RESULT $TEST_NAME: FAIL" | tee -a "$RESULTS/summary.txt"
+    if [ $FAILS -eq 0 ]; then echo "RESULT $TEST_NAME: PASS"; else echo "RESULT $TEST_NAME: FAIL"; fi |
+        tee -a "$RESULTS/summary.txt" >&"$SYSTEST_OUT"
     exit $((FAILS > 0))
 }
 trap _teardown EXIT
@@ -279,6 +283,8 @@ setup_guest() {
 #    and the staged tree is merged into the guest: usr/ (and bin, sbin, lib,
 #    which are usr/ in the guest) into the overlay, everything else (etc/,
 #    var/) into the root.
+#  * Otherwise the binaries cargo built in ${CARGO_TARGET_DIR:-target}/release
+#    (or debug), if the generator is there.
 #  * Otherwise it FAILs.
 # Must run before boot.
 GUEST_GENERATOR_DIR=/usr/lib/systemd/system-generators
@@ -309,6 +315,17 @@ install_into_guest() {
         log "installed with make install in $(ms_since "$t") ms"
         return 0
     fi
+    # Last resort: binaries already built by cargo in this checkout.
+    local tdir=${CARGO_TARGET_DIR:-$PROJECT_DIR/target} prof b found=
+    for prof in release debug; do
+        [ -x "$tdir/$prof/syscontainer-generator" ] || continue
+        for b in GENERATOR:syscontainer-generator:$GUEST_GENERATOR_DIR EXEC_HELPER:syscontainer-exec:/usr/libexec \
+            SYSCONTAINER:syscontainer:/usr/bin; do
+            IFS=: read -r v f d <<<"$b"
+            [ -x "$tdir/$prof/$f" ] && { _install_bin "$v" "$tdir/$prof/$f" "$d/$f" || return 1; found=1; }
+        done
+        [ -n "$found" ] && return 0
+    done
     die "install_into_guest: nothing to install. Set GENERATOR=/path/to/syscontainer-generator (and/or EXEC_HELPER=, SYSCONTAINER=), or provide a Makefile with an install target"
 }
 _install_bin() {   # VAR PATH GUEST_PATH
@@ -333,12 +350,12 @@ _cgroup_dirs() {
     local base=sc-systest-$RUN_ID-$$
     CG_DIRS=()
     if [ -d /sys/fs/cgroup/unified ] && [ -f /sys/fs/cgroup/unified/cgroup.procs ]; then   # hybrid
-        CG_DIRS=(/sys/fs/cgroup/unified/$base)
-        [ -d /sys/fs/cgroup/systemd ] && CG_DIRS+=(/sys/fs/cgroup/systemd/$base)
+        CG_DIRS=("/sys/fs/cgroup/unified/$base")
+        [ -d /sys/fs/cgroup/systemd ] && CG_DIRS+=("/sys/fs/cgroup/systemd/$base")
     elif [ -f /sys/fs/cgroup/cgroup.controllers ]; then   # pure v2
-        CG_DIRS=(/sys/fs/cgroup/$base)
+        CG_DIRS=("/sys/fs/cgroup/$base")
     elif [ -d /sys/fs/cgroup/systemd ]; then              # pure v1
-        CG_DIRS=(/sys/fs/cgroup/systemd/$base)
+        CG_DIRS=("/sys/fs/cgroup/systemd/$base")
     fi
 }
 _cgroup_dirs
@@ -356,7 +373,7 @@ boot() {
     [ -d "$ROOT/etc" ] || { echo "boot: no guest root, call setup_guest first" >&2; return 1; }
     _setup_cgroups
     BOOTN=$((BOOTN + 1))
-    local t end st cgs="${CG_DIRS[*]}"
+    local t end st
     t=$(_now)
     # A private mount namespace with a tmpfs /run: host /run is not a tmpfs here
     # and nspawn refuses to clean up on a disk file system.
@@ -366,9 +383,11 @@ boot() {
     # CAP_SYSLOG lets the guest's journald read it (it then also imports the
     # host's older kernel messages: use kmsg_mark/kmsg_since for freshness).
     [ "${GUEST_KMSG:-1}" = 1 ] && [ -c /dev/kmsg ] && kmsg=(--bind=/dev/kmsg --capability=CAP_SYSLOG)
-    SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 SYSTEMD_LOG_COLOR=0 \
+    # shellcheck disable=SC2016
+    SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 SYSTEMD_LOG_COLOR=0 SC_CGROUPS="${CG_DIRS[*]}" \
         unshare -m --propagation private sh -c '
-            for c in '"$cgs"'; do echo $$ >"$c/cgroup.procs" || exit 97; done
+            for c in $SC_CGROUPS; do echo $$ >"$c/cgroup.procs" || exit 97; done
+            unset SC_CGROUPS
             mount -t tmpfs -o mode=755 tmpfs /run || exit 98
             exec systemd-nspawn "$@"' sh \
         --boot --register=no --keep-unit --machine="$MACHINE" -D "$ROOT" \
@@ -385,7 +404,7 @@ boot() {
             wait "$NS_PID"
             echo "boot $BOOTN: systemd-nspawn exited with $? before systemd came up; console:" >&2
             tail -n 20 "$RESULTS/console-boot$BOOTN.log" >&2
-            NS_PID= PID1=
+            NS_PID='' PID1=''
             return 1
         fi
         if [ $SECONDS -ge $end ]; then
@@ -410,11 +429,11 @@ boot() {
 # in time. The journal and kernel log of the boot are saved first.
 shutdown_guest() {
     guest_running || { echo "shutdown_guest: no guest is running" >&2; return 1; }
-    local t rc i
+    local t rc
     t=$(_now)
     _save_guest_logs
     kill -s RTMIN+4 "$PID1"
-    for i in $(seq $((SHUTDOWN_TIMEOUT * 10))); do kill -0 "$NS_PID" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq $((SHUTDOWN_TIMEOUT * 10))); do kill -0 "$NS_PID" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$NS_PID" 2>/dev/null; then
         echo "poweroff did not finish within ${SHUTDOWN_TIMEOUT}s, killing nspawn" >&2
         kill -KILL "$NS_PID"
@@ -422,7 +441,7 @@ shutdown_guest() {
     wait "$NS_PID"
     rc=$?
     log "boot $BOOTN: poweroff took $(ms_since "$t") ms, nspawn exit status $rc"
-    NS_PID= PID1=
+    NS_PID='' PID1=''
     [ $rc -eq 0 ]
 }
 

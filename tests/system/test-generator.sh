@@ -8,6 +8,7 @@
 #
 # Without GENERATOR (and EXEC_HELPER, SYSCONTAINER), the project is installed
 # with `make install` (see install_into_guest in lib.sh).
+# shellcheck source=tests/system/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 RECDIR=/etc/syscontainer/containers
