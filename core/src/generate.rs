@@ -1,1 +1,251 @@
-//! Records to units: the pure conversion and the writer.
+//! Records to units: a pure conversion ([`convert`]) and a small writer
+//! ([`write_outputs`]).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::paths::{self, Root};
+use crate::record::{self, Found, FoundState};
+use crate::unit;
+
+/// One file the generator produces, relative to the output directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Unit { path: PathBuf, text: String },
+    Symlink { path: PathBuf, target: PathBuf },
+}
+
+/// A message for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Warn(String),
+    Error(String),
+}
+
+/// The result of a generator run.
+#[derive(Debug, Default)]
+pub struct Generated {
+    pub outputs: Vec<Output>,
+    pub messages: Vec<Message>,
+    /// Number of records that could not be turned into a working unit.
+    pub failed: usize,
+}
+
+/// Turn discovered records into units and symlinks. Pure: touches no disk.
+pub fn convert(found: &[Found]) -> Generated {
+    let mut g = Generated::default();
+    for f in found {
+        let unit_name = format!("{}.service", f.name);
+        match &f.state {
+            FoundState::Masked => {}
+            FoundState::BadName(e) => {
+                g.failed += 1;
+                g.messages
+                    .push(Message::Error(format!("{e}; no unit written")));
+            }
+            FoundState::Broken(e) => {
+                g.failed += 1;
+                let reason = e.to_string();
+                g.messages.push(Message::Error(reason.clone()));
+                g.outputs.push(Output::Unit {
+                    path: PathBuf::from(&unit_name),
+                    text: unit::render_broken(&f.name, &f.path, &reason),
+                });
+            }
+            FoundState::Ok { record, warnings } => {
+                g.messages
+                    .extend(warnings.iter().cloned().map(Message::Warn));
+                match unit::render(record, &f.path) {
+                    Ok(text) => {
+                        g.outputs.push(Output::Unit {
+                            path: PathBuf::from(&unit_name),
+                            text,
+                        });
+                        if record.enabled {
+                            let mut targets = vec![record.target.as_str()];
+                            if record.target != paths::CONTAINERS_TARGET {
+                                targets.push(paths::CONTAINERS_TARGET);
+                            }
+                            for t in targets {
+                                g.outputs.push(Output::Symlink {
+                                    path: Path::new(&format!("{t}.wants")).join(&unit_name),
+                                    target: Path::new("..").join(&unit_name),
+                                });
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        g.failed += 1;
+                        let reason = e.to_string();
+                        g.messages.push(Message::Error(reason.clone()));
+                        g.outputs.push(Output::Unit {
+                            path: PathBuf::from(&unit_name),
+                            text: unit::render_broken(&f.name, &f.path, &reason),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    g.outputs.sort_by(|a, b| out_path(a).cmp(out_path(b)));
+    g
+}
+
+fn out_path(o: &Output) -> &Path {
+    match o {
+        Output::Unit { path, .. } | Output::Symlink { path, .. } => path,
+    }
+}
+
+/// Discover the records under `root` and convert them.
+pub fn generate(root: &Root) -> Generated {
+    let (found, errors) = record::discover(root);
+    let mut g = convert(&found);
+    for e in errors {
+        g.failed += 1;
+        g.messages.insert(0, Message::Error(e.to_string()));
+    }
+    g
+}
+
+/// Write outputs into `dir` (the generator's normal directory, which systemd
+/// empties before each run).
+pub fn write_outputs(dir: &Path, outputs: &[Output]) -> io::Result<()> {
+    for o in outputs {
+        match o {
+            Output::Unit { path, text } => {
+                let p = dir.join(path);
+                if let Some(parent) = p.parent() {
+                    fs::create_dir_all(parent)?;
+                }
+                fs::write(&p, text)?;
+            }
+            Output::Symlink { path, target } => {
+                let p = dir.join(path);
+                if let Some(parent) = p.parent() {
+                    fs::create_dir_all(parent)?;
+                }
+                match fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+                std::os::unix::fs::symlink(target, &p)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The outputs as text, for `--dry-run`.
+pub fn dry_run(outputs: &[Output]) -> String {
+    let mut s = String::new();
+    for o in outputs {
+        match o {
+            Output::Unit { path, text } => {
+                s.push_str(&format!("# ===== {} =====\n{text}\n", path.display()));
+            }
+            Output::Symlink { path, target } => {
+                s.push_str(&format!(
+                    "# ===== {} -> {} =====\n\n",
+                    path.display(),
+                    target.display()
+                ));
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Record;
+
+    fn found(name: &str, state: FoundState) -> Found {
+        Found {
+            name: name.into(),
+            path: PathBuf::from(format!("/etc/syscontainer/containers/{name}.json")),
+            state,
+        }
+    }
+    fn ok(name: &str, enabled: bool, target: &str) -> Found {
+        let mut r = Record::new(
+            name,
+            "img",
+            "sha256:0",
+            &format!("/var/lib/containers/atomic/{name}.0"),
+        );
+        r.enabled = enabled;
+        r.target = target.into();
+        found(
+            name,
+            FoundState::Ok {
+                record: Box::new(r),
+                warnings: vec![],
+            },
+        )
+    }
+
+    #[test]
+    fn enabled_gets_wants_links_disabled_does_not() {
+        let g = convert(&[
+            ok("a", true, "multi-user.target"),
+            ok("b", false, "multi-user.target"),
+            ok("c", true, "graphical.target"),
+        ]);
+        assert_eq!(g.failed, 0);
+        let paths: Vec<_> = g
+            .outputs
+            .iter()
+            .map(|o| out_path(o).display().to_string())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "a.service",
+                "b.service",
+                "c.service",
+                "graphical.target.wants/c.service",
+                "multi-user.target.wants/a.service",
+                "syscontainers.target.wants/a.service",
+                "syscontainers.target.wants/c.service"
+            ]
+        );
+    }
+
+    #[test]
+    fn broken_records_still_get_a_failing_unit() {
+        let e = Record::parse(Path::new("/etc/syscontainer/containers/x.json"), b"{").unwrap_err();
+        let g = convert(&[
+            found("x", FoundState::Broken(e)),
+            ok("y", true, "multi-user.target"),
+        ]);
+        assert_eq!(g.failed, 1);
+        assert!(matches!(&g.messages[0], Message::Error(m) if m.contains("x.json")));
+        let x = g
+            .outputs
+            .iter()
+            .find(|o| out_path(o) == Path::new("x.service"));
+        match x {
+            Some(Output::Unit { text, .. }) => {
+                assert!(
+                    text.contains("exit 3") && text.contains("not valid JSON"),
+                    "{text}"
+                );
+            }
+            o => panic!("{o:?}"),
+        }
+        assert!(g
+            .outputs
+            .iter()
+            .any(|o| out_path(o) == Path::new("y.service")));
+    }
+
+    #[test]
+    fn masked_produces_nothing() {
+        let g = convert(&[found("m", FoundState::Masked)]);
+        assert!(g.outputs.is_empty() && g.messages.is_empty() && g.failed == 0);
+    }
+}

@@ -1,0 +1,250 @@
+//! Golden tests: `tests/golden/CASE/input/` is a root with records; the
+//! generator's whole output tree must equal `expected/` (symlinks included),
+//! and its log and exit status must equal `expected.log`. `BLESS=1` rewrites
+//! the expected files; review the diff.
+//!
+//! Each case also has an `asserts` file stating what matters, so that a bad
+//! blessing cannot hide a regression:
+//!   key UNIT SECTION KEY VALUE   the unit has `KEY=VALUE` in `[SECTION]`
+//!   nokey UNIT SECTION KEY       the unit exists and has no such key
+//!   link PATH TARGET             PATH is a symlink to TARGET
+//!   absent PATH                  PATH does not exist
+//!   log TEXT                     the log contains TEXT
+//!   exit N                       the exit status is N
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden")
+}
+
+/// Read a tree into path -> ("file", content) | ("link", target).
+fn read_tree(dir: &Path) -> BTreeMap<String, (String, String)> {
+    let mut out = BTreeMap::new();
+    if !dir.exists() {
+        return out;
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            let ft = e.file_type().unwrap();
+            if ft.is_symlink() {
+                out.insert(
+                    rel,
+                    (
+                        "link".into(),
+                        fs::read_link(&p).unwrap().display().to_string(),
+                    ),
+                );
+            } else if ft.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(rel, ("file".into(), fs::read_to_string(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    let _ = fs::remove_dir_all(to);
+    fs::create_dir_all(to).unwrap();
+    for (rel, (kind, content)) in read_tree(from) {
+        let p = to.join(&rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        if kind == "link" {
+            std::os::unix::fs::symlink(content, &p).unwrap();
+        } else {
+            fs::write(&p, content).unwrap();
+        }
+    }
+}
+
+/// The value of `key` in `[section]` of a unit text (last assignment wins).
+fn unit_key(text: &str, section: &str, key: &str) -> Option<String> {
+    let mut cur = String::new();
+    let mut val = None;
+    for l in text.lines() {
+        let t = l.trim();
+        if t.starts_with('[') {
+            cur = t.trim_matches(|c| c == '[' || c == ']').to_string();
+        } else if cur == section {
+            if let Some((k, v)) = t.split_once('=') {
+                if k.trim() == key {
+                    val = Some(v.to_string());
+                }
+            }
+        }
+    }
+    val
+}
+
+fn check_asserts(case: &Path, out: &Path, log: &str, code: i32) -> Vec<String> {
+    let mut errs = Vec::new();
+    let text = fs::read_to_string(case.join("asserts"))
+        .unwrap_or_else(|_| panic!("{} has no asserts file", case.display()));
+    let mut n = 0;
+    for line in text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
+        n += 1;
+        let w: Vec<&str> = line.splitn(5, ' ').collect();
+        let ok = match w.as_slice() {
+            ["key", unit, sec, key, val] => {
+                let t = fs::read_to_string(out.join(unit)).unwrap_or_default();
+                unit_key(&t, sec, key).as_deref() == Some(*val)
+            }
+            ["nokey", unit, sec, key] => {
+                let t = fs::read_to_string(out.join(unit)).unwrap_or_default();
+                out.join(unit).exists() && unit_key(&t, sec, key).is_none()
+            }
+            ["link", p, target] => fs::read_link(out.join(p))
+                .map(|t| t == Path::new(target))
+                .unwrap_or(false),
+            ["absent", p] => fs::symlink_metadata(out.join(p)).is_err(),
+            ["exit", c] => c.parse::<i32>().unwrap() == code,
+            ["log", ..] => log.contains(line.strip_prefix("log ").unwrap()),
+            _ => panic!("{}: bad assert line '{line}'", case.display()),
+        };
+        if !ok {
+            errs.push(format!("{}: assertion failed: {line}", case.display()));
+        }
+    }
+    assert!(n > 0, "{}: asserts file is empty", case.display());
+    errs
+}
+
+fn run_generator(root: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_syscontainer-generator"))
+        .args(args)
+        .env("SYSCONTAINER_ROOT", root)
+        .env("SYSCONTAINER_LOG", "stderr")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn golden_trees() {
+    let bless = std::env::var_os("BLESS").is_some();
+    let mut failures = Vec::new();
+    let mut cases: Vec<PathBuf> = fs::read_dir(golden_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    assert!(
+        cases.len() >= 15,
+        "expected at least 15 golden cases, found {}",
+        cases.len()
+    );
+    for case in &cases {
+        let out = tempfile::tempdir().unwrap();
+        let res = run_generator(&case.join("input"), &[out.path().to_str().unwrap()]);
+        let code = res.status.code().unwrap_or(-1);
+        let log = format!("{}exit: {code}\n", String::from_utf8_lossy(&res.stderr));
+        if bless {
+            copy_tree(out.path(), &case.join("expected"));
+            fs::write(case.join("expected.log"), &log).unwrap();
+        }
+        let got = read_tree(out.path());
+        let want = read_tree(&case.join("expected"));
+        if got != want {
+            let keys: std::collections::BTreeSet<_> = got.keys().chain(want.keys()).collect();
+            for k in keys {
+                if got.get(k) != want.get(k) {
+                    failures.push(format!(
+                        "{}: {k} differs\n--- expected\n{:?}\n--- actual\n{:?}",
+                        case.display(),
+                        want.get(k),
+                        got.get(k)
+                    ));
+                }
+            }
+        }
+        let want_log = fs::read_to_string(case.join("expected.log")).unwrap_or_default();
+        if log != want_log {
+            failures.push(format!(
+                "{}: log differs\n--- expected\n{want_log}--- actual\n{log}",
+                case.display()
+            ));
+        }
+        failures.extend(check_asserts(case, out.path(), &log, code));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} golden failure(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn dry_run_prints_and_writes_nothing() {
+    let case = golden_dir().join("enabled-disabled/input");
+    let out = tempfile::tempdir().unwrap();
+    let res = run_generator(&case, &["--dry-run", out.path().to_str().unwrap()]);
+    assert!(res.status.success());
+    let s = String::from_utf8(res.stdout).unwrap();
+    assert!(
+        s.contains("# ===== on.service =====") && s.contains("# ===== off.service ====="),
+        "{s}"
+    );
+    assert!(s.contains("multi-user.target.wants/on.service -> ../on.service"));
+    assert!(!s.contains("multi-user.target.wants/off.service"));
+    assert_eq!(fs::read_dir(out.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [&[][..], &["a", "b"][..], &["--bogus", "x"][..]] {
+        let res = Command::new(env!("CARGO_BIN_EXE_syscontainer-generator"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(res.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&res.stderr).contains("Usage:"));
+    }
+}
+
+#[test]
+fn output_is_deterministic_and_root_free() {
+    let case = golden_dir().join("corpus-etcd/input");
+    let a = run_generator(&case, &["--dry-run"]).stdout;
+    let b = run_generator(&case, &["--dry-run"]).stdout;
+    assert_eq!(a, b);
+    let s = String::from_utf8(a).unwrap();
+    assert!(
+        !s.contains("golden"),
+        "test paths leaked into the unit:\n{s}"
+    );
+}
+
+#[test]
+fn three_directory_form_writes_to_the_first() {
+    let case = golden_dir().join("minimal/input");
+    let (n, e, l) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let res = run_generator(
+        &case,
+        &[
+            n.path().to_str().unwrap(),
+            e.path().to_str().unwrap(),
+            l.path().to_str().unwrap(),
+        ],
+    );
+    assert!(res.status.success());
+    assert!(n.path().join("hello.service").exists());
+    assert_eq!(fs::read_dir(e.path()).unwrap().count(), 0);
+    assert_eq!(fs::read_dir(l.path()).unwrap().count(), 0);
+}
