@@ -449,10 +449,9 @@ shutdown_guest() {
 # The kernel log is the host's, shared by every guest and suite. kmsg_mark
 # writes a unique marker line into it and prints the marker; kmsg_since MARK
 # prints the kernel log after the marker.
-_KMSG_N=0
-kmsg_mark() {
-    _KMSG_N=$((_KMSG_N + 1))
-    local m="sc-systest-mark $MACHINE $_KMSG_N"
+kmsg_mark() {   # unique even when called in a subshell, as in m=$(kmsg_mark)
+    local m
+    m="sc-systest-mark $MACHINE $(_now)"
     echo "<6>$m" >/dev/kmsg || return 1
     echo "$m"
 }
