@@ -150,7 +150,7 @@ gput() {   # gput SRC DEST [MODE]
 # command:package. Installed with apt-get when missing (a fresh CI VM).
 SYSTEST_DEPS=${SYSTEST_DEPS:-systemd-nspawn:systemd-container nsenter:util-linux unshare:util-linux
     pgrep:procps systemd-analyze:systemd systemd-id128:systemd timeout:coreutils
-    busybox:busybox-static runc:runc make:make jq:jq}
+    busybox:busybox-static runc:runc make:make jq:jq dbus-daemon:dbus}
 ensure_deps() {
     local need=() c
     for c in $SYSTEST_DEPS; do

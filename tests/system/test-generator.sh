@@ -49,6 +49,13 @@ same_ident() {   # same_ident UNIT EXPECTED
     echo "$1: before $2, now $now"
     [ "$now" = "$2" ] && [[ $2 =~ ^[1-9][0-9]*/[1-9][0-9]*$ ]]
 }
+restarted() {    # restarted UNIT IDENT: restart it, its identity must change
+    g systemctl restart "$1" || return 1
+    local now
+    now=$(ident "$1")
+    echo "$1: before $2, after restart $now"
+    [ "$now" != "$2" ] && [[ $now =~ ^[1-9][0-9]*/[1-9][0-9]*$ ]]
+}
 prop_is() {      # prop_is UNIT PROPERTY VALUE
     local v
     v=$(prop "$1" "$2")
@@ -167,6 +174,7 @@ check "alpha not restarted" same_ident alpha "$alpha_id"
 check "beta not restarted" same_ident beta "$beta_id"
 check "gamma not restarted" same_ident gamma "$gamma_id"
 check "alpha, beta, gamma still generated" all_generated alpha beta gamma
+check "control: systemctl restart beta does change its MainPID/timestamp" restarted beta "$beta_id"
 check "delta.service exists (not 'Unit not found')" prop_is delta LoadState loaded
 check "starting delta fails; systemctl status delta names $RECDIR/delta.json" delta_explains
 check "kernel log: syscontainer-generator[PID]: ... delta.json" \
