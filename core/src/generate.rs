@@ -36,60 +36,57 @@ pub struct Generated {
 pub fn convert(found: &[Found]) -> Generated {
     let mut g = Generated::default();
     for f in found {
-        let unit_name = format!("{}.service", f.name);
-        match &f.state {
-            FoundState::Masked => {}
-            FoundState::BadName(e) => {
-                g.failed += 1;
-                g.messages
-                    .push(Message::Error(format!("{e}; no unit written")));
-            }
-            FoundState::Broken(e) => {
-                g.failed += 1;
-                let reason = e.to_string();
-                g.messages.push(Message::Error(reason.clone()));
-                g.outputs.push(Output::Unit {
-                    path: PathBuf::from(&unit_name),
-                    text: unit::render_broken(&f.name, &f.path, &reason),
-                });
-            }
-            FoundState::Ok { record, warnings } => {
-                g.messages
-                    .extend(warnings.iter().cloned().map(Message::Warn));
-                match unit::render(record, &f.path) {
-                    Ok(text) => {
-                        g.outputs.push(Output::Unit {
-                            path: PathBuf::from(&unit_name),
-                            text,
-                        });
-                        if record.enabled {
-                            let mut targets = vec![record.target.as_str()];
-                            if record.target != paths::CONTAINERS_TARGET {
-                                targets.push(paths::CONTAINERS_TARGET);
-                            }
-                            for t in targets {
-                                g.outputs.push(Output::Symlink {
-                                    path: Path::new(&format!("{t}.wants")).join(&unit_name),
-                                    target: Path::new("..").join(&unit_name),
-                                });
-                            }
+        convert_one(f, &mut g);
+    }
+    g.outputs.sort_by(|a, b| out_path(a).cmp(out_path(b)));
+    g
+}
+
+/// Turn one record into its unit and symlinks, appending to `g`.
+pub fn convert_one(f: &Found, g: &mut Generated) {
+    let unit_name = format!("{}.service", f.name);
+    let broken = |g: &mut Generated, reason: String| {
+        g.failed += 1;
+        g.outputs.push(Output::Unit {
+            path: PathBuf::from(&unit_name),
+            text: unit::render_broken(&f.name, &f.path, &reason),
+        });
+        g.messages.push(Message::Error(reason));
+    };
+    match &f.state {
+        FoundState::Masked => {}
+        FoundState::BadName(e) => {
+            g.failed += 1;
+            g.messages
+                .push(Message::Error(format!("{e}; no unit written")));
+        }
+        FoundState::Broken(e) => broken(g, e.to_string()),
+        FoundState::Ok { record, warnings } => {
+            g.messages
+                .extend(warnings.iter().cloned().map(Message::Warn));
+            match unit::render(record, &f.path) {
+                Err(e) => broken(g, e.to_string()),
+                Ok(text) => {
+                    g.outputs.push(Output::Unit {
+                        path: PathBuf::from(&unit_name),
+                        text,
+                    });
+                    if record.enabled {
+                        let mut targets = vec![record.target.as_str()];
+                        if record.target != paths::CONTAINERS_TARGET {
+                            targets.push(paths::CONTAINERS_TARGET);
                         }
-                    }
-                    Err(e) => {
-                        g.failed += 1;
-                        let reason = e.to_string();
-                        g.messages.push(Message::Error(reason.clone()));
-                        g.outputs.push(Output::Unit {
-                            path: PathBuf::from(&unit_name),
-                            text: unit::render_broken(&f.name, &f.path, &reason),
-                        });
+                        for t in targets {
+                            g.outputs.push(Output::Symlink {
+                                path: Path::new(&format!("{t}.wants")).join(&unit_name),
+                                target: Path::new("..").join(&unit_name),
+                            });
+                        }
                     }
                 }
             }
         }
     }
-    g.outputs.sort_by(|a, b| out_path(a).cmp(out_path(b)));
-    g
 }
 
 fn out_path(o: &Output) -> &Path {
@@ -98,44 +95,66 @@ fn out_path(o: &Output) -> &Path {
     }
 }
 
-/// Discover the records under `root` and convert them.
-pub fn generate(root: &Root) -> Generated {
-    let (found, errors) = record::discover(root);
-    let mut g = convert(&found);
-    for e in errors {
-        g.failed += 1;
-        g.messages.insert(0, Message::Error(e.to_string()));
+/// Discover the records under `root` and convert them, one at a time, handing
+/// each record's outputs and messages to `sink` before reading the next (so
+/// memory does not grow with the number of records). Returns the number of
+/// failed records.
+pub fn generate<F>(root: &Root, mut sink: F) -> usize
+where
+    F: FnMut(Generated),
+{
+    let (cands, errors) = record::scan(root);
+    let mut failed = 0;
+    if !errors.is_empty() {
+        failed += errors.len();
+        sink(Generated {
+            outputs: Vec::new(),
+            messages: errors
+                .iter()
+                .map(|e| Message::Error(e.to_string()))
+                .collect(),
+            failed: errors.len(),
+        });
     }
-    g
+    for c in &cands {
+        let mut g = Generated::default();
+        convert_one(&c.load(), &mut g);
+        failed += g.failed;
+        sink(g);
+    }
+    failed
 }
 
-/// Write outputs into `dir` (the generator's normal directory, which systemd
-/// empties before each run).
-pub fn write_outputs(dir: &Path, outputs: &[Output]) -> io::Result<()> {
-    for o in outputs {
-        match o {
-            Output::Unit { path, text } => {
-                let p = dir.join(path);
-                if let Some(parent) = p.parent() {
-                    fs::create_dir_all(parent)?;
+/// Writes outputs into a directory (the generator's normal directory, which
+/// systemd empties before each run), creating each subdirectory once.
+#[derive(Default)]
+pub struct Writer {
+    dirs: std::collections::HashSet<PathBuf>,
+}
+
+impl Writer {
+    pub fn write(&mut self, dir: &Path, outputs: &[Output]) -> io::Result<()> {
+        for o in outputs {
+            let p = dir.join(out_path(o));
+            if let Some(parent) = out_path(o).parent().filter(|p| !p.as_os_str().is_empty()) {
+                if !self.dirs.contains(parent) {
+                    fs::create_dir_all(dir.join(parent))?;
+                    self.dirs.insert(parent.to_path_buf());
                 }
-                fs::write(&p, text)?;
             }
-            Output::Symlink { path, target } => {
-                let p = dir.join(path);
-                if let Some(parent) = p.parent() {
-                    fs::create_dir_all(parent)?;
-                }
-                match fs::remove_file(&p) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
-                }
-                std::os::unix::fs::symlink(target, &p)?;
+            match o {
+                Output::Unit { text, .. } => fs::write(&p, text)?,
+                Output::Symlink { target, .. } => match std::os::unix::fs::symlink(target, &p) {
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        fs::remove_file(&p)?;
+                        std::os::unix::fs::symlink(target, &p)?;
+                    }
+                    r => r?,
+                },
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The outputs as text, for `--dry-run`.

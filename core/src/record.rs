@@ -349,10 +349,56 @@ pub enum FoundState {
     BadName(RecordError),
 }
 
-/// Find every record under `root`, applying precedence and masking, sorted
-/// by name. Unreadable directories are errors; a missing directory is not.
-pub fn discover(root: &Root) -> (Vec<Found>, Vec<RecordError>) {
-    let mut seen: BTreeMap<String, Found> = BTreeMap::new();
+/// A record file that wins precedence, not read yet.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub name: String,
+    /// Logical path, for messages and `SourcePath=`.
+    pub path: PathBuf,
+    /// Real path under the root.
+    real: PathBuf,
+    /// The directory entry is a symlink (possibly a mask).
+    symlink: bool,
+}
+
+impl Candidate {
+    /// Read and parse the record.
+    pub fn load(&self) -> Found {
+        let state = if let Err(source) = name::validate(&self.name) {
+            FoundState::BadName(RecordError::Name {
+                path: self.path.clone(),
+                source,
+            })
+        } else if self.symlink && is_mask(&self.real) {
+            FoundState::Masked
+        } else {
+            match fs::read(&self.real) {
+                Err(source) => FoundState::Broken(RecordError::Read {
+                    path: self.path.clone(),
+                    source,
+                }),
+                Ok(text) => match Record::parse(&self.path, &text) {
+                    Ok((record, warnings)) => FoundState::Ok {
+                        record: Box::new(record),
+                        warnings,
+                    },
+                    Err(e) => FoundState::Broken(e),
+                },
+            }
+        };
+        Found {
+            name: self.name.clone(),
+            path: self.path.clone(),
+            state,
+        }
+    }
+}
+
+/// List the record files under `root` that win precedence, sorted by name,
+/// without reading them. A missing directory is not an error; an unreadable
+/// one is.
+pub fn scan(root: &Root) -> (Vec<Candidate>, Vec<RecordError>) {
+    let mut seen: BTreeMap<String, Candidate> = BTreeMap::new();
     let mut errors = Vec::new();
     for dir in paths::RECORD_DIRS {
         let real = root.join(dir);
@@ -367,52 +413,36 @@ pub fn discover(root: &Root) -> (Vec<Found>, Vec<RecordError>) {
                 continue;
             }
         };
-        let mut names: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|f| f.ends_with(".json") && !f.starts_with('.'))
-            .collect();
-        names.sort();
-        for file in names {
-            let stem = file.trim_end_matches(".json").to_string();
-            if seen.contains_key(&stem) {
-                continue; // masked by a higher-precedence file
-            }
-            let logical = Path::new(dir).join(&file);
-            let path = real.join(&file);
-            let state = if let Err(source) = name::validate(&stem) {
-                FoundState::BadName(RecordError::Name {
-                    path: logical.clone(),
-                    source,
-                })
-            } else if is_mask(&path) {
-                FoundState::Masked
-            } else {
-                match fs::read(&path) {
-                    Err(source) => FoundState::Broken(RecordError::Read {
-                        path: logical.clone(),
-                        source,
-                    }),
-                    Ok(text) => match Record::parse(&logical, &text) {
-                        Ok((record, warnings)) => FoundState::Ok {
-                            record: Box::new(record),
-                            warnings,
-                        },
-                        Err(e) => FoundState::Broken(e),
-                    },
-                }
+        for e in entries.filter_map(|e| e.ok()) {
+            let Ok(file) = e.file_name().into_string() else {
+                continue;
             };
+            let Some(stem) = file.strip_suffix(".json") else {
+                continue;
+            };
+            if file.starts_with('.') || seen.contains_key(stem) {
+                continue; // a temp file, or masked by a higher-precedence file
+            }
+            let symlink = e.file_type().map(|t| t.is_symlink()).unwrap_or(false);
             seen.insert(
-                stem.clone(),
-                Found {
-                    name: stem,
-                    path: logical,
-                    state,
+                stem.to_string(),
+                Candidate {
+                    name: stem.to_string(),
+                    path: Path::new(dir).join(&file),
+                    real: real.join(&file),
+                    symlink,
                 },
             );
         }
     }
     (seen.into_values().collect(), errors)
+}
+
+/// Find and read every record under `root`, applying precedence and masking,
+/// sorted by name.
+pub fn discover(root: &Root) -> (Vec<Found>, Vec<RecordError>) {
+    let (cands, errors) = scan(root);
+    (cands.iter().map(Candidate::load).collect(), errors)
 }
 
 #[cfg(test)]

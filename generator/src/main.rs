@@ -7,6 +7,7 @@
 //! record is logged and skipped (it gets a unit that fails with the reason),
 //! the others are still generated, and the exit code is then 1.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -69,24 +70,35 @@ fn main() -> ExitCode {
         }
     };
     kmsg::init("syscontainer-generator", log::LevelFilter::Info);
-    let g = generate::generate(&Root::from_env());
-    for m in &g.messages {
-        match m {
-            Message::Warn(s) => log::warn!("{s}"),
-            Message::Error(s) => log::error!("{s}"),
-        }
-    }
-    match mode {
-        Mode::DryRun => print!("{}", generate::dry_run(&g.outputs)),
-        Mode::Write(dir) => {
-            if let Err(e) = generate::write_outputs(&dir, &g.outputs) {
-                log::error!("cannot write units to {}: {e}", dir.display());
-                return ExitCode::from(1);
+    let mut writer = generate::Writer::default();
+    let mut write_error = None;
+    let stdout = std::io::stdout();
+    let failed = generate::generate(&Root::from_env(), |g| {
+        for m in &g.messages {
+            match m {
+                Message::Warn(s) => log::warn!("{s}"),
+                Message::Error(s) => log::error!("{s}"),
             }
         }
+        match &mode {
+            Mode::DryRun => {
+                let _ = stdout
+                    .lock()
+                    .write_all(generate::dry_run(&g.outputs).as_bytes());
+            }
+            Mode::Write(dir) => {
+                if let Err(e) = writer.write(dir, &g.outputs) {
+                    log::error!("cannot write units to {}: {e}", dir.display());
+                    write_error = Some(e);
+                }
+            }
+        }
+    });
+    if failed > 0 {
+        log::error!("{failed} record(s) failed; the others were generated");
+        return ExitCode::from(1);
     }
-    if g.failed > 0 {
-        log::error!("{} record(s) failed; the others were generated", g.failed);
+    if write_error.is_some() {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
