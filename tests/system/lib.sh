@@ -279,7 +279,8 @@ setup_guest() {
 #      EXEC_HELPER  -> /usr/libexec/syscontainer-exec
 #      SYSCONTAINER -> /usr/bin/syscontainer
 #  * Otherwise, if the project has a Makefile with an `install` target:
-#      make -C $PROJECT_DIR install DESTDIR=$STAGE PREFIX=/usr $SYSTEST_MAKE_ARGS
+#      make -C $PROJECT_DIR -o build install DESTDIR=$STAGE PREFIX=/usr $SYSTEST_MAKE_ARGS
+#    (-o build: nothing is built here; run `make build` first)
 #    and the staged tree is merged into the guest: usr/ (and bin, sbin, lib,
 #    which are usr/ in the guest) into the overlay, everything else (etc/,
 #    var/) into the root.
@@ -304,9 +305,10 @@ install_into_guest() {
         mkdir -p "$STAGE/usr/bin" "$STAGE/usr/sbin" "$STAGE/usr/lib"
         ln -s usr/bin "$STAGE/bin"; ln -s usr/sbin "$STAGE/sbin"; ln -s usr/lib "$STAGE/lib"
         # shellcheck disable=SC2086
-        timeout 900 make -C "$PROJECT_DIR" install DESTDIR="$STAGE" PREFIX=/usr ${SYSTEST_MAKE_ARGS:-} \
+        # -o build: the tests build nothing; build first (make build, or tests/run.sh)
+        timeout 600 make -C "$PROJECT_DIR" -o build install DESTDIR="$STAGE" PREFIX=/usr ${SYSTEST_MAKE_ARGS:-} \
             >"$RESULTS/make-install.log" 2>&1 ||
-            die "make install DESTDIR=$STAGE failed (see $RESULTS/make-install.log)"
+            die "make install DESTDIR=$STAGE failed; were the binaries built (make build)? $(tail -n 3 "$RESULTS/make-install.log" | tr '\n' ' ')(log: $RESULTS/make-install.log)"
         cp -a "$STAGE/usr/." "$UPPER/" || die "cannot copy the staged /usr into the overlay"
         local e
         for e in "$STAGE"/*; do
