@@ -250,7 +250,7 @@ mod tests {
         match x {
             Some(Output::Unit { text, .. }) => {
                 assert!(
-                    text.contains("exit 3") && text.contains("not valid JSON"),
+                    text.contains("exit 6") && text.contains("not valid JSON"),
                     "{text}"
                 );
             }

@@ -110,6 +110,12 @@ pub enum RecordError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("record {path} is not a valid record: {source}")]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error(
         "record {path} has version {version}; this syscontainer understands up to {RECORD_VERSION}"
     )]
@@ -174,10 +180,31 @@ impl Record {
     /// must equal the `name` field. Returns the record and warnings (unknown
     /// fields).
     pub fn parse(logical: &Path, text: &[u8]) -> Result<(Record, Vec<String>), RecordError> {
-        let rec: Record = serde_json::from_slice(text).map_err(|source| RecordError::Json {
-            path: logical.to_path_buf(),
-            source,
-        })?;
+        let rec: Record = match serde_json::from_slice(text) {
+            Ok(r) => r,
+            Err(source) => {
+                // A newer format may lack fields this version requires: say
+                // so rather than report a missing field.
+                #[derive(Deserialize)]
+                struct VersionOnly {
+                    version: u32,
+                }
+                if let Ok(v) = serde_json::from_slice::<VersionOnly>(text) {
+                    if v.version > RECORD_VERSION {
+                        return Err(RecordError::Version {
+                            path: logical.to_path_buf(),
+                            version: v.version,
+                        });
+                    }
+                }
+                let path = logical.to_path_buf();
+                return Err(if source.is_data() {
+                    RecordError::Invalid { path, source }
+                } else {
+                    RecordError::Json { path, source }
+                });
+            }
+        };
         if rec.version > RECORD_VERSION || rec.version == 0 {
             return Err(RecordError::Version {
                 path: logical.to_path_buf(),
@@ -519,7 +546,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("target"), "{e}");
-        assert!(Record::parse(p, br#"{"version":1,"name":"a"}"#).is_err());
+        let e = Record::parse(p, br#"{"version":1,"name":"a"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not a valid record") && e.contains("image"),
+            "{e}"
+        );
+        let e = Record::parse(p, br#"{"version":2,"name":"a"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("version 2"), "{e}");
     }
 
     #[test]

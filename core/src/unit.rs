@@ -268,7 +268,8 @@ pub fn quote_exec_arg(s: &str) -> String {
 }
 
 /// The unit written for a container whose record cannot be used: starting it
-/// fails at once and prints the reason, so `systemctl status NAME` explains
+/// fails at once (exit status 6, which systemd shows as NOTCONFIGURED) and
+/// prints the reason, so `systemctl status NAME` explains
 /// what is wrong instead of "Unit not found".
 pub fn render_broken(name: &str, source: &Path, reason: &str) -> String {
     let src = source.display().to_string();
@@ -281,7 +282,7 @@ pub fn render_broken(name: &str, source: &Path, reason: &str) -> String {
          \n\
          [Service]\n\
          Type=oneshot\n\
-         ExecStart=/bin/sh -c \"echo \\\"$$0\\\" >&2; exit 3\" {}\n",
+         ExecStart=/bin/sh -c \"echo \\\"$$0\\\" >&2; exit 6\" {}\n",
         src.replace('%', "%%"),
         quote_exec_arg(&format!("syscontainer: cannot start {name}: {reason}")),
     )
@@ -391,6 +392,6 @@ mod tests {
             Path::new("/etc/syscontainer/containers/bad.json"),
             "x \"y\" 5% $Z\nnext",
         );
-        assert!(u.contains(r#"ExecStart=/bin/sh -c "echo \"$$0\" >&2; exit 3" "syscontainer: cannot start bad: x \"y\" 5%% $$Z next""#), "{u}");
+        assert!(u.contains(r#"ExecStart=/bin/sh -c "echo \"$$0\" >&2; exit 6" "syscontainer: cannot start bad: x \"y\" 5%% $$Z next""#), "{u}");
     }
 }
