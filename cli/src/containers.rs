@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use syscontainer::deploy::{self, store::StoreSource, InstallOptions, UpdateOptions, UpdateOutcome};
+use syscontainer::deploy::{
+    self, store::StoreSource, InstallOptions, UpdateOptions, UpdateOutcome,
+};
 use syscontainer::paths::Root;
 
 #[derive(Debug, Subcommand)]
@@ -109,7 +111,10 @@ pub fn run(cmd: ContainerCmd, root: &Root) -> Result<()> {
             };
             let rec = deploy::install(root, &src, &a.image, &opts)
                 .with_context(|| format!("cannot install {}", a.image))?;
-            println!("Installed {} as {} ({})", rec.image, rec.name, rec.deployment);
+            println!(
+                "Installed {} as {} ({})",
+                rec.image, rec.name, rec.deployment
+            );
         }
         ContainerCmd::Uninstall { name } => {
             let rep = deploy::uninstall(root, &name)
@@ -138,8 +143,8 @@ pub fn run(cmd: ContainerCmd, root: &Root) -> Result<()> {
 
 fn set_enabled(root: &Root, name: &str, on: bool) -> Result<()> {
     let what = if on { "enable" } else { "disable" };
-    let changed = deploy::set_enabled(root, name, on)
-        .with_context(|| format!("cannot {what} {name}"))?;
+    let changed =
+        deploy::set_enabled(root, name, on).with_context(|| format!("cannot {what} {name}"))?;
     if !changed {
         println!("{name} is already {what}d");
     }

@@ -9,7 +9,11 @@ use syscontainer::paths::Root;
 mod containers;
 
 #[derive(Debug, Parser)]
-#[command(name = "syscontainer", version, about = "System containers in OSTree, run by runc under systemd")]
+#[command(
+    name = "syscontainer",
+    version,
+    about = "System containers in OSTree, run by runc under systemd"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

@@ -60,7 +60,11 @@ fn safe_abs(p: &str) -> bool {
 }
 
 /// Walk `rootfs/exports/hostfs` and compute what goes where.
-pub(crate) fn plan(rootfs: &Path, manifest: &Manifest, vars: &Vars) -> Result<Vec<Planned>, DeployError> {
+pub(crate) fn plan(
+    rootfs: &Path,
+    manifest: &Manifest,
+    vars: &Vars,
+) -> Result<Vec<Planned>, DeployError> {
     let base = rootfs.join(EXPORTS).join("hostfs");
     let mut out = Vec::new();
     if !base.is_dir() {
@@ -206,7 +210,10 @@ pub(crate) fn remove(root: &Root, files: &[HostFile], keep: &[HostFile]) -> Vec<
                 }
             }
             Some(_) => {
-                log::warn!("host file {} was modified since it was installed; left in place", h.path);
+                log::warn!(
+                    "host file {} was modified since it was installed; left in place",
+                    h.path
+                );
                 changed.push(h.path.clone());
             }
         }

@@ -248,7 +248,10 @@ impl Systemd {
     }
 
     pub fn is_active(&self, name: &str) -> bool {
-        matches!(self.state(name).as_deref(), Some("active" | "activating" | "reloading"))
+        matches!(
+            self.state(name).as_deref(),
+            Some("active" | "activating" | "reloading")
+        )
     }
 
     /// Wait until the unit is `active` (not merely activating), at most

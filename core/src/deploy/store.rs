@@ -27,10 +27,13 @@ impl StoreSource {
 
 impl ImageSource for StoreSource {
     fn resolve(&self, image: &str) -> Result<ImageSpec, DeployError> {
-        let i = self.store.image(image).map_err(|source| DeployError::Store {
-            image: image.to_string(),
-            source,
-        })?;
+        let i = self
+            .store
+            .image(image)
+            .map_err(|source| DeployError::Store {
+                image: image.to_string(),
+                source,
+            })?;
         Ok(ImageSpec {
             name: i.name,
             image_id: i.image_id,

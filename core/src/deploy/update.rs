@@ -115,7 +115,10 @@ pub fn update(
         let started = systemd.unit("restart", name).map_err(|e| e.to_string());
         let state = started.and_then(|()| systemd.wait_active(name, opts.timeout));
         if let Err(state) = state {
-            log::error!("'{name}' did not become active on {}; rolling back", rec.deployment);
+            log::error!(
+                "'{name}' did not become active on {}; rolling back",
+                rec.deployment
+            );
             activate(root, &cur, &systemd)?;
             systemd.unit("restart", name)?;
             return Err(DeployError::UpdateFailed {
