@@ -230,7 +230,11 @@ pub fn normalize(v: &mut Value) {
         let empty = l
             .get("seccomp")
             .map(|s| {
-                s.is_null() || s.get("defaultAction").and_then(Value::as_str).unwrap_or("") == ""
+                s.is_null()
+                    || s.get("defaultAction")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .is_empty()
             })
             .unwrap_or(false);
         if empty {
@@ -261,11 +265,9 @@ pub fn validate(file: &str, mut v: Value) -> Result<Value, BundleError> {
             file: file.to_string(),
         });
     }
-    if spec
-        .process()
-        .as_ref()
-        .map_or(true, |p| p.args().as_ref().map_or(true, |a| a.is_empty()))
-    {
+    let has_args =
+        matches!(spec.process().as_ref().and_then(|p| p.args().as_ref()), Some(a) if !a.is_empty());
+    if !has_args {
         return Err(BundleError::Invalid {
             file: file.to_string(),
             what: "process.args is missing or empty".into(),
