@@ -2,6 +2,7 @@
 //! under systemd. Thin: parse arguments, call the library, map errors to the
 //! documented exit codes.
 
+mod containers;
 mod images;
 
 use std::path::PathBuf;
@@ -29,8 +30,12 @@ Environment:
 /// `pull` fetches an image (registry, docker-archive, OCI layout or Docker
 /// engine) into a bare OSTree repo, one commit per layer, verifying every
 /// digest. `images` lists, inspects, verifies, tags, deletes and prunes what
-/// is stored. Every listing takes `--json`. There is no daemon: the store is
-/// a directory, guarded by a lock under /run/syscontainer/lock.
+/// is stored. `install` checks an image out as a container (pulling it first
+/// if needed) and writes the record that the systemd generator turns into
+/// NAME.service; then `systemctl start NAME`. `containers update|rollback`
+/// switch between two deployments. Every listing takes `--json`. There is no
+/// daemon: the store is a directory, guarded by a lock under
+/// /run/syscontainer/lock.
 #[derive(Parser)]
 #[command(name = "syscontainer", version, after_help = EXIT_CODES)]
 struct Cli {
@@ -50,9 +55,8 @@ enum Cmd {
     /// List, inspect, verify, tag, delete and prune stored images.
     #[command(subcommand)]
     Images(images::ImagesCmd),
-    // The container commands (install, uninstall, containers ..., enable,
-    // disable) live in containers.rs: add their variants here and their
-    // dispatch in `run`.
+    #[command(flatten)]
+    Container(containers::ContainerCmd),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -60,13 +64,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Pull(a) => images::pull(&root, a),
         Cmd::Images(c) => images::run(&root, c),
+        Cmd::Container(c) => containers::run(c, &root),
     }
 }
 
 /// The exit code for an error: the first error in the chain that a module
 /// knows how to classify wins.
 fn exit_code(e: &anyhow::Error) -> u8 {
-    e.chain().find_map(images::exit_code).unwrap_or(1)
+    e.chain()
+        .find_map(|e| images::exit_code(e).or_else(|| containers::exit_code(e)))
+        .unwrap_or(1)
 }
 
 struct Logger(log::LevelFilter);

@@ -7,6 +7,7 @@
 //! that the generator and the exec helper stay small.
 
 pub mod bundle;
+pub mod exec;
 pub mod fsutil;
 pub mod generate;
 pub mod imgref;

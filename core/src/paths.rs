@@ -23,6 +23,13 @@ pub const OSTREE_REPO: &str = "/ostree/repo";
 pub const OSTREE_REPO_FALLBACK: &str = ".storage/ostree";
 /// Per-container runtime state of the exec helper (rendered bundles).
 pub const RUN_STATE: &str = "/run/syscontainer";
+/// Rendered runc bundles, one directory per container (`BUNDLES/NAME`). Not
+/// `RUN_STATE/NAME`: that would collide with `containers` and `lock`.
+pub const BUNDLES: &str = "/run/syscontainer/bundle";
+/// runc's default state directory (`runc --root`), on the real host.
+pub const RUNC_STATE: &str = "/run/runc";
+/// Present when systemd is the running init (sd_booted(3)).
+pub const SYSTEMD_RUNNING: &str = "/run/systemd/system";
 /// Lock directory.
 pub const LOCK_DIR: &str = "/run/syscontainer/lock";
 

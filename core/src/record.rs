@@ -81,11 +81,18 @@ pub struct Record {
     /// Files copied onto the host, with their checksums.
     #[serde(default)]
     pub host_files: Vec<HostFile>,
+    /// The image's manifest says `noContainerService`: only host files are
+    /// installed, and no unit is generated.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub no_container_service: bool,
     /// Fields this version does not know. Kept on rewrite.
     #[serde(flatten)]
     pub unknown: BTreeMap<String, serde_json::Value>,
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
 fn default_true() -> bool {
     true
 }
@@ -172,6 +179,7 @@ impl Record {
             host_gid: 0,
             repo: None,
             host_files: Vec::new(),
+            no_container_service: false,
             unknown: BTreeMap::new(),
         }
     }

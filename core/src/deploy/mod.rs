@@ -1,1 +1,325 @@
-//! Deployments: install, update, rollback, uninstall. (issue 4)
+//! Deployments: install, uninstall, update, rollback, enable/disable, list.
+//!
+//! A container `NAME` lives in `CHECKOUT_ROOT/NAME.0` or `NAME.1` (each with
+//! `rootfs/` and `info.json`), the symlink `CHECKOUT_ROOT/NAME` points at the
+//! active one, and the record `/etc/syscontainer/containers/NAME.json` is
+//! what the generator and the exec helper read.
+//!
+//! The image store is reached only through [`ImageSource`], so all of this
+//! works (and is tested) with any way of filling a rootfs; [`store`] is the
+//! OSTree-backed source.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::bundle::BundleError;
+use crate::exec::{self, ExecError};
+use crate::name::NameError;
+use crate::paths::{self, Root};
+use crate::record::RecordError;
+use crate::template::TemplateError;
+use crate::vars::VarsError;
+
+mod hostfs;
+mod install;
+mod list;
+pub mod store;
+mod update;
+
+pub use install::{install, uninstall, InstallOptions, UninstallReport};
+pub use list::{list, ContainerRow};
+pub use update::{rollback, set_enabled, update, Switched, UpdateOptions, UpdateOutcome};
+
+/// An image, as far as deployments care.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageSpec {
+    /// The image reference, e.g. `registry.example/etcd:latest`.
+    pub name: String,
+    /// `sha256:...` of the image config.
+    pub image_id: String,
+    /// The OCI image config (with its `config` object).
+    pub config: serde_json::Value,
+}
+
+/// Where images come from: the OSTree store in production
+/// ([`store::StoreSource`]), anything that can fill a directory in tests.
+pub trait ImageSource {
+    /// Look an image up by name or ID.
+    fn resolve(&self, image: &str) -> Result<ImageSpec, DeployError>;
+    /// Fill `dest` (which does not exist yet) with the image's files.
+    fn materialize(&self, image: &ImageSpec, dest: &Path) -> Result<(), DeployError>;
+    /// Logical path of the repo the checkouts are hardlinked from.
+    fn repo(&self) -> Option<String> {
+        None
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum DeployError {
+    #[error("container '{name}' is already present ({path})")]
+    AlreadyPresent { name: String, path: PathBuf },
+    #[error("the runtime '{runtime}' is not installed")]
+    RuntimeMissing { runtime: String },
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error(transparent)]
+    Vars(#[from] VarsError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    #[error("{what} {path}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} is not a valid manifest")]
+    Manifest {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot install {path} from the image's hostfs: the file already exists on the host")]
+    HostFileExists { path: PathBuf },
+    #[error("hostfs file {path} is not a regular file, directory or symlink")]
+    HostFileType { path: PathBuf },
+    #[error("renameFiles maps {from} to {to}, which is not an absolute path without '..'")]
+    BadRename { from: String, to: String },
+    #[error("image '{image}' cannot be used")]
+    Store {
+        image: String,
+        #[source]
+        source: crate::store::StoreError,
+    },
+    #[error("container '{name}' has no other deployment to roll back to ({path} is missing)")]
+    NoOtherDeployment { name: String, path: PathBuf },
+    #[error("update of '{name}' to {deployment} failed: the unit was '{state}' after {secs} s; rolled back to {previous}")]
+    UpdateFailed {
+        name: String,
+        deployment: String,
+        previous: String,
+        state: String,
+        secs: u64,
+    },
+}
+
+pub(crate) fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> DeployError {
+    let path = path.to_path_buf();
+    move |source| DeployError::Io { what, path, source }
+}
+
+/// The image's `/exports/manifest.json`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub default_values: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub rename_files: BTreeMap<String, String>,
+    #[serde(default)]
+    pub installed_files_template: Vec<String>,
+    #[serde(default)]
+    pub no_container_service: bool,
+    /// atomic hardlinked hostfs files when true; syscontainer always copies
+    /// (hardlinks would let the host edit the OSTree objects).
+    #[serde(default)]
+    pub use_links: Option<bool>,
+}
+
+impl Manifest {
+    /// Read `rootfs/exports/manifest.json`, or the default when absent.
+    pub fn load(rootfs: &Path) -> Result<Manifest, DeployError> {
+        let p = rootfs.join(crate::bundle::EXPORTS).join("manifest.json");
+        match fs::read(&p) {
+            Ok(t) => serde_json::from_slice(&t)
+                .map_err(|source| DeployError::Manifest { path: p, source }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Manifest::default()),
+            Err(e) => Err(io_err("cannot read", &p)(e)),
+        }
+    }
+
+    /// `defaultValues` as strings (numbers and booleans are written as JSON).
+    pub fn defaults(&self) -> BTreeMap<String, String> {
+        self.default_values
+            .iter()
+            .map(|(k, v)| {
+                let s = match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Null => String::new(),
+                    other => other.to_string(),
+                };
+                (k.clone(), s)
+            })
+            .collect()
+    }
+}
+
+/// The default container name for an image reference: its last path
+/// component, with `-TAG` appended when the tag is not `latest`.
+pub fn default_name(image: &str) -> String {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    let last = last.split('@').next().unwrap_or(last);
+    match last.split_once(':') {
+        Some((n, "latest")) | Some((n, "")) => n.to_string(),
+        Some((n, tag)) => format!("{n}-{tag}"),
+        None => last.to_string(),
+    }
+}
+
+/// Logical path of a deployment slot.
+pub fn slot_path(name: &str, slot: u8) -> PathBuf {
+    Path::new(paths::CHECKOUT_ROOT).join(format!("{name}.{slot}"))
+}
+
+/// Logical path of the symlink to the active deployment.
+pub fn link_path(name: &str) -> PathBuf {
+    Path::new(paths::CHECKOUT_ROOT).join(name)
+}
+
+/// The slot (0 or 1) of a deployment path.
+pub fn slot_of(deployment: &str) -> u8 {
+    if deployment.ends_with(".1") {
+        1
+    } else {
+        0
+    }
+}
+
+/// The systemd we may talk to: only when it runs (`/run/systemd/system`
+/// under the root exists).
+#[derive(Debug, Clone, Copy)]
+pub struct Systemd {
+    pub running: bool,
+}
+
+impl Systemd {
+    pub fn detect(root: &Root) -> Self {
+        Systemd {
+            running: root.join(paths::SYSTEMD_RUNNING).is_dir(),
+        }
+    }
+
+    fn systemctl(&self, args: &[&str]) -> Result<Vec<u8>, DeployError> {
+        let mut c = Command::new("systemctl");
+        c.args(args);
+        Ok(exec::output(c)?)
+    }
+
+    pub fn daemon_reload(&self) -> Result<(), DeployError> {
+        if self.running {
+            self.systemctl(&["daemon-reload"])?;
+        }
+        Ok(())
+    }
+
+    /// `systemctl ACTION NAME.service` (start, stop, restart).
+    pub fn unit(&self, action: &str, name: &str) -> Result<(), DeployError> {
+        if self.running {
+            self.systemctl(&[action, &format!("{name}.service")])?;
+        }
+        Ok(())
+    }
+
+    /// `systemctl is-active NAME.service`: active, inactive, failed, ...
+    pub fn state(&self, name: &str) -> Option<String> {
+        if !self.running {
+            return None;
+        }
+        let out = Command::new("systemctl")
+            .args(["is-active", &format!("{name}.service")])
+            .output()
+            .ok()?;
+        Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    pub fn is_active(&self, name: &str) -> bool {
+        matches!(
+            self.state(name).as_deref(),
+            Some("active" | "activating" | "reloading")
+        )
+    }
+
+    /// Wait until the unit is `active` (not merely activating), at most
+    /// `timeout`. Returns the last state seen.
+    pub fn wait_active(&self, name: &str, timeout: Duration) -> Result<(), String> {
+        let start = Instant::now();
+        loop {
+            let s = self.state(name).unwrap_or_default();
+            if s == "active" {
+                // Still active a moment later: not a crash loop.
+                std::thread::sleep(Duration::from_millis(200));
+                if self.state(name).as_deref() == Some("active") {
+                    return Ok(());
+                }
+            }
+            if start.elapsed() >= timeout {
+                return Err(s);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Remove a path (file, symlink or tree), ignoring "not found".
+pub(crate) fn remove_any(p: &Path) -> Result<(), DeployError> {
+    let res = match fs::symlink_metadata(p) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => Err(e),
+        Ok(m) if m.is_dir() => fs::remove_dir_all(p),
+        Ok(_) => fs::remove_file(p),
+    };
+    res.map_err(io_err("cannot remove", p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names() {
+        assert_eq!(default_name("registry.example/etcd"), "etcd");
+        assert_eq!(default_name("registry.example/etcd:latest"), "etcd");
+        assert_eq!(default_name("localhost:5000/a/flannel:0.9"), "flannel-0.9");
+        assert_eq!(default_name("busybox"), "busybox");
+        assert_eq!(default_name("r.io/x@sha256:abc"), "x");
+    }
+
+    #[test]
+    fn manifest_defaults_as_strings() {
+        let m: Manifest = serde_json::from_str(
+            r#"{"version":"1.0","defaultValues":{"A":"x","N":5,"B":true,"Z":null},"noContainerService":true}"#,
+        )
+        .unwrap();
+        let d = m.defaults();
+        assert_eq!(d["A"], "x");
+        assert_eq!(d["N"], "5");
+        assert_eq!(d["B"], "true");
+        assert_eq!(d["Z"], "");
+        assert!(m.no_container_service);
+    }
+
+    #[test]
+    fn slots() {
+        assert_eq!(slot_of("/var/lib/containers/atomic/a.0"), 0);
+        assert_eq!(slot_of("/var/lib/containers/atomic/a.1"), 1);
+        assert_eq!(
+            slot_path("x.0", 1),
+            PathBuf::from("/var/lib/containers/atomic/x.0.1")
+        );
+    }
+}

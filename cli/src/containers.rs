@@ -1,0 +1,260 @@
+//! `syscontainer install|uninstall|enable|disable|containers ...`.
+//!
+//! Wiring: `#[command(flatten)] Container(containers::ContainerCmd)` in the
+//! top-level subcommand enum, and `Cmd::Container(c) => containers::run(c, &root)`.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use syscontainer::deploy::{
+    self, store::StoreSource, InstallOptions, UpdateOptions, UpdateOutcome,
+};
+use syscontainer::paths::Root;
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerCmd {
+    /// Install an image as a system container
+    Install(InstallArgs),
+    /// Stop and remove a system container (the image stays)
+    Uninstall {
+        /// Container name
+        name: String,
+    },
+    /// List, update and roll back system containers
+    Containers {
+        #[command(subcommand)]
+        cmd: ContainersCmd,
+    },
+    /// Start the container at boot
+    Enable {
+        /// Container name
+        name: String,
+    },
+    /// Do not start the container at boot
+    Disable {
+        /// Container name
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Container name (default: the image name, with -TAG unless the tag is latest)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set a template variable (repeatable)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// OCI runtime binary
+    #[arg(long)]
+    pub runtime: Option<String>,
+    /// Do not start the container at boot
+    #[arg(long)]
+    pub no_enable: bool,
+    /// Start the container now
+    #[arg(long)]
+    pub now: bool,
+    /// Registry credentials for a pull, USER[:PASSWORD]
+    #[arg(long, value_name = "USER[:PASS]")]
+    pub creds: Option<String>,
+    /// Verify the registry's TLS certificate when pulling
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub tls_verify: bool,
+    /// A local image name or ID, or any pull source (pulled first when it is
+    /// not stored yet): REGISTRY/NAME[:TAG], dockertar:FILE, oci:DIR[:REF], docker:NAME
+    pub image: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainersCmd {
+    /// List system containers (running ones, or all with --all)
+    List {
+        /// Also show containers that are not running
+        #[arg(short, long)]
+        all: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Update to the latest image, new values, or another image
+    Update(UpdateArgs),
+    /// Switch back to the previous deployment
+    Rollback {
+        /// Container name
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Set a template variable (repeatable); other values are kept
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Switch to another image
+    #[arg(long, value_name = "IMAGE")]
+    pub rebase: Option<String>,
+    /// Seconds a restarted unit may take to become active before rolling back
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+    /// Update every installed container
+    #[arg(long, conflicts_with_all = ["name", "rebase"])]
+    pub all: bool,
+    /// Container name
+    #[arg(required_unless_present = "all")]
+    pub name: Option<String>,
+}
+
+pub fn run(cmd: ContainerCmd, root: &Root) -> Result<()> {
+    match cmd {
+        ContainerCmd::Install(mut a) => {
+            a.image = pull_if_needed(root, &a)?;
+            let src = StoreSource::open(root)?;
+            let opts = InstallOptions {
+                name: a.name,
+                set: a.set,
+                runtime: a.runtime,
+                no_enable: a.no_enable,
+                now: a.now,
+            };
+            let rec = deploy::install(root, &src, &a.image, &opts)
+                .with_context(|| format!("cannot install {}", a.image))?;
+            println!(
+                "Installed {} as {} ({})",
+                rec.image, rec.name, rec.deployment
+            );
+        }
+        ContainerCmd::Uninstall { name } => {
+            let rep = deploy::uninstall(root, &name)
+                .with_context(|| format!("cannot uninstall {name}"))?;
+            for f in rep.kept_host_files {
+                println!("{f} was modified since it was installed; left in place");
+            }
+        }
+        ContainerCmd::Enable { name } => set_enabled(root, &name, true)?,
+        ContainerCmd::Disable { name } => set_enabled(root, &name, false)?,
+        ContainerCmd::Containers { cmd } => match cmd {
+            ContainersCmd::List { all, json } => list(root, all, json)?,
+            ContainersCmd::Rollback { name } => {
+                let s = deploy::rollback(root, &name)
+                    .with_context(|| format!("cannot roll back {name}"))?;
+                println!("Rolled back {name} from {} to {}", s.from, s.to);
+                if s.restarted {
+                    println!("Restarted {name}.service");
+                }
+            }
+            ContainersCmd::Update(a) => update(root, a)?,
+        },
+    }
+    Ok(())
+}
+
+/// The local image to install: `a.image` itself when it is stored, else the
+/// name it was pulled under.
+fn pull_if_needed(root: &Root, a: &InstallArgs) -> Result<String> {
+    let store = syscontainer::store::Store::open(root).context("opening the image store")?;
+    let is_source = ["dockertar:", "oci:", "docker:", "docker://", "http:"]
+        .iter()
+        .any(|p| a.image.starts_with(p));
+    if !is_source && store.image(&a.image).is_ok() {
+        return Ok(a.image.clone());
+    }
+    let opts = syscontainer::source::SourceOptions {
+        root: root.clone(),
+        creds: a.creds.clone(),
+        authfile: None,
+        tls_verify: a.tls_verify,
+        quiet: false,
+    };
+    let mut src = syscontainer::source::open(&a.image, &opts)
+        .with_context(|| format!("opening source '{}'", a.image))?;
+    let mut progress = syscontainer::store::ConsoleProgress::new(false);
+    let r = syscontainer::store::pull(&store, src.as_mut(), &mut progress)
+        .with_context(|| format!("pulling {}", a.image))?;
+    Ok(r.name)
+}
+
+/// Exit codes for deployment errors (see `syscontainer --help`).
+pub fn exit_code(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
+    use deploy::DeployError::*;
+    match e.downcast_ref::<deploy::DeployError>()? {
+        Name(_) | Vars(_) | Template(_) | Bundle(_) | Manifest { .. } | BadRename { .. } => Some(3),
+        NoOtherDeployment { .. } | RuntimeMissing { .. } => Some(4),
+        _ => None,
+    }
+}
+
+fn set_enabled(root: &Root, name: &str, on: bool) -> Result<()> {
+    let what = if on { "enable" } else { "disable" };
+    let changed =
+        deploy::set_enabled(root, name, on).with_context(|| format!("cannot {what} {name}"))?;
+    if !changed {
+        println!("{name} is already {what}d");
+    }
+    Ok(())
+}
+
+fn update(root: &Root, a: UpdateArgs) -> Result<()> {
+    let src = StoreSource::open(root)?;
+    let opts = UpdateOptions {
+        set: a.set,
+        rebase: a.rebase,
+        timeout: Duration::from_secs(a.timeout),
+    };
+    let names: Vec<String> = match a.name {
+        Some(n) => vec![n],
+        None => deploy::list(root, true)
+            .into_iter()
+            .filter(|r| r.state != "invalid")
+            .map(|r| r.name)
+            .collect(),
+    };
+    let mut failed = 0;
+    for name in &names {
+        match deploy::update(root, &src, name, &opts) {
+            Ok(UpdateOutcome::UpToDate) => println!("{name}: Latest version already installed."),
+            Ok(UpdateOutcome::Updated(s)) => {
+                println!("{name}: updated from {} to {}", s.from, s.to);
+                if s.restarted {
+                    println!("{name}: restarted");
+                }
+            }
+            Err(e) if names.len() == 1 => {
+                return Err(anyhow::Error::new(e).context(format!("cannot update {name}")))
+            }
+            Err(e) => {
+                eprintln!("{name}: {:#}", anyhow::Error::new(e));
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} updates failed", names.len());
+    }
+    Ok(())
+}
+
+fn list(root: &Root, all: bool, json: bool) -> Result<()> {
+    let rows = deploy::list(root, all);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<40} {:<14} {:<5} {:<10} RUNTIME",
+        "NAME", "IMAGE", "IMAGE ID", "DEPL", "STATE"
+    );
+    for r in rows {
+        let id = r.image_id.strip_prefix("sha256:").unwrap_or(&r.image_id);
+        println!(
+            "{:<24} {:<40} {:<14} {:<5} {:<10} {}",
+            r.name,
+            r.image,
+            &id[..id.len().min(12)],
+            r.deployment,
+            r.state,
+            r.runtime
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! `install` and `uninstall`.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::hostfs::{self, Planned};
+use super::{
+    default_name, io_err, link_path, remove_any, slot_path, DeployError, ImageSource, ImageSpec,
+    Manifest, Systemd,
+};
+use crate::bundle::{self, DeploymentInfo, EXPORTS};
+use crate::exec::{self, Runtime};
+use crate::fsutil;
+use crate::name;
+use crate::paths::{self, Root};
+use crate::record::{Record, RecordError};
+use crate::template;
+use crate::vars::{self, Vars};
+
+#[derive(Debug, Clone, Default)]
+pub struct InstallOptions {
+    /// Container name; default from the image name ([`default_name`]).
+    pub name: Option<String>,
+    /// `--set K=V` arguments.
+    pub set: Vec<String>,
+    /// OCI runtime binary; default [`paths::DEFAULT_RUNTIME`].
+    pub runtime: Option<String>,
+    /// Do not start at boot.
+    pub no_enable: bool,
+    /// Start the unit now (when systemd runs).
+    pub now: bool,
+}
+
+/// The runtime must exist.
+pub(crate) fn check_runtime(runtime: &str) -> Result<(), DeployError> {
+    let p = Path::new(runtime);
+    if p.is_absolute() && p.is_file() {
+        Ok(())
+    } else {
+        Err(DeployError::RuntimeMissing {
+            runtime: runtime.to_string(),
+        })
+    }
+}
+
+/// A checked-out, rendered and validated deployment slot, not yet active.
+pub(crate) struct Prepared {
+    pub record: Record,
+    pub hostfs: Vec<Planned>,
+}
+
+/// Check out `img` into slot `slot` of `rec.name`, and render and validate
+/// everything with `rec` updated for the new image. `dest` must not exist
+/// (the caller removes it on error).
+pub(crate) fn prepare_slot(
+    root: &Root,
+    src: &dyn ImageSource,
+    img: &ImageSpec,
+    base: &Record,
+    slot: u8,
+) -> Result<Prepared, DeployError> {
+    let logical = slot_path(&base.name, slot);
+    let dir = root.join(&logical);
+    fs::create_dir(&dir).map_err(io_err("cannot create", &dir))?;
+    let rootfs = dir.join("rootfs");
+    src.materialize(img, &rootfs)?;
+    let manifest = Manifest::load(&rootfs)?;
+    let exports = rootfs.join(EXPORTS);
+
+    let mut rec = base.clone();
+    rec.image = img.name.clone();
+    rec.image_id = img.image_id.clone();
+    rec.deployment = logical.display().to_string();
+    rec.default_values = manifest.defaults();
+    rec.no_container_service = manifest.no_container_service;
+    let st = exports.join("service.template");
+    rec.service_template = match fs::read_to_string(&st) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io_err("cannot read", &st)(e)),
+    };
+
+    let info = DeploymentInfo {
+        image: rec.image.clone(),
+        image_id: rec.image_id.clone(),
+        values: rec.values.clone(),
+        default_values: rec.default_values.clone(),
+        image_config: img.config.get("config").cloned().unwrap_or_default(),
+    };
+    let vars = Vars::for_record(&rec);
+    if !rec.no_container_service {
+        // Render once now, so that a missing variable fails the install and
+        // not the first start.
+        let (config, _) = bundle::render_config(&rec, &vars, &dir, Some(&info))?;
+        bundle::render_tmpfiles(root, &rec, &vars, &dir, &config)?;
+        if let Some(t) = &rec.service_template {
+            template::render(&st.display().to_string(), t, &vars)?;
+        }
+    }
+    let hostfs = hostfs::plan(&rootfs, &manifest, &vars)?;
+    bundle::write_info(&dir, &info)?;
+    fsutil::fsync_dir(&dir).map_err(io_err("cannot sync", &dir))?;
+    Ok(Prepared {
+        record: rec,
+        hostfs,
+    })
+}
+
+/// `syscontainer install`: check out, render, copy host files, write the
+/// record, link `NAME -> NAME.0`, reload systemd (and start with `now`).
+/// On any failure, everything this install created is removed.
+pub fn install(
+    root: &Root,
+    src: &dyn ImageSource,
+    image: &str,
+    opts: &InstallOptions,
+) -> Result<Record, DeployError> {
+    let values = vars::parse_set(&opts.set)?;
+    let runtime = opts
+        .runtime
+        .clone()
+        .unwrap_or_else(|| paths::DEFAULT_RUNTIME.to_string());
+    check_runtime(&runtime)?;
+    let img = src.resolve(image)?;
+    let name = match &opts.name {
+        Some(n) => n.clone(),
+        None => default_name(&img.name),
+    };
+    name::validate(&name)?;
+    match Record::load(root, &name) {
+        Ok((_, path)) => return Err(DeployError::AlreadyPresent { name, path }),
+        Err(RecordError::Masked { path, .. }) => {
+            return Err(DeployError::AlreadyPresent { name, path })
+        }
+        Err(RecordError::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    for p in [link_path(&name), slot_path(&name, 0), slot_path(&name, 1)] {
+        if fs::symlink_metadata(root.join(&p)).is_ok() {
+            return Err(DeployError::AlreadyPresent { name, path: p });
+        }
+    }
+    let checkout = root.join(paths::CHECKOUT_ROOT);
+    fs::create_dir_all(&checkout).map_err(io_err("cannot create", &checkout))?;
+
+    let mut base = Record::new(&name, &img.name, &img.image_id, "");
+    base.values = values;
+    base.runtime = runtime;
+    base.enabled = !opts.no_enable;
+    base.uuid = uuid::Uuid::new_v4().to_string();
+    base.host_uid = nix::unistd::getuid().as_raw();
+    base.host_gid = nix::unistd::getgid().as_raw();
+    base.repo = src.repo();
+
+    let systemd = Systemd::detect(root);
+    let mut created: Vec<PathBuf> = vec![root.join(slot_path(&name, 0))];
+    let mut record_written = false;
+    let res = (|| {
+        let prep = prepare_slot(root, src, &img, &base, 0)?;
+        let mut rec = prep.record;
+        rec.host_files = hostfs::install(root, &prep.hostfs, &[], &mut created)?;
+        record_written = true;
+        rec.write(root)?;
+        let link = root.join(link_path(&name));
+        created.push(link.clone());
+        fsutil::symlink_atomic(Path::new(&format!("{name}.0")), &link)
+            .map_err(io_err("cannot link", &link))?;
+        systemd.daemon_reload()?;
+        if opts.now && !rec.no_container_service {
+            systemd.unit("start", &name)?;
+        }
+        Ok(rec)
+    })();
+    if res.is_err() {
+        if record_written {
+            if opts.now {
+                let _ = systemd.unit("stop", &name);
+            }
+            let _ = Record::remove(root, &name);
+            let _ = systemd.daemon_reload();
+        }
+        for p in created.iter().rev() {
+            if let Err(e) = remove_any(p) {
+                log::warn!("{e}");
+            }
+        }
+    }
+    res
+}
+
+/// What `uninstall` left behind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UninstallReport {
+    /// Host files left in place because they were modified.
+    pub kept_host_files: Vec<String>,
+}
+
+/// `syscontainer uninstall NAME`: stop, remove tmpfiles entries, remove
+/// unchanged host files, remove the record, reload, remove the deployments.
+/// The image stays.
+pub fn uninstall(root: &Root, name: &str) -> Result<UninstallReport, DeployError> {
+    name::validate(name)?;
+    let rec = match Record::load(root, name) {
+        Ok((r, _)) => Some(r),
+        Err(RecordError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let leftovers: Vec<PathBuf> = [link_path(name), slot_path(name, 0), slot_path(name, 1)]
+        .into_iter()
+        .filter(|p| fs::symlink_metadata(root.join(p)).is_ok())
+        .collect();
+    let Some(rec) = rec else {
+        if leftovers.is_empty() {
+            return Err(RecordError::NotFound {
+                name: name.to_string(),
+                dirs: paths::RECORD_DIRS.join(", "),
+            }
+            .into());
+        }
+        for p in leftovers {
+            remove_any(&root.join(p))?;
+        }
+        return Ok(UninstallReport::default());
+    };
+    let systemd = Systemd::detect(root);
+    // 1. Stop (generated units cannot be disabled: removing the record below
+    //    removes the boot activation).
+    if systemd.running {
+        if let Err(e) = systemd.unit("stop", name) {
+            log::warn!("{e}");
+        }
+    }
+    let runtime = Runtime::new(&rec.runtime);
+    if runtime.path.is_file() {
+        if let Err(e) = runtime.delete(name) {
+            log::warn!("{e}");
+        }
+    }
+    // 2. tmpfiles --remove.
+    if !rec.no_container_service {
+        if let Err(e) = tmpfiles_remove(root, &rec) {
+            log::warn!("cannot apply the tmpfiles removal of '{name}': {e}");
+        }
+    }
+    // 3. Host files.
+    let kept = hostfs::remove(root, &rec.host_files, &[]);
+    // 4. Record, 5. reload.
+    Record::remove(root, name)?;
+    systemd.daemon_reload()?;
+    // 6. Deployments, link, rendered bundle.
+    for p in [link_path(name), slot_path(name, 0), slot_path(name, 1)] {
+        remove_any(&root.join(p))?;
+    }
+    remove_any(&root.join(bundle::bundle_dir(name)))?;
+    Ok(UninstallReport {
+        kept_host_files: kept,
+    })
+}
+
+fn tmpfiles_remove(root: &Root, rec: &Record) -> Result<(), DeployError> {
+    let dir = bundle::deployment_dir(root, rec);
+    if !dir.join("rootfs").is_dir() {
+        return Ok(());
+    }
+    let vars = Vars::for_record(rec);
+    let (config, _) = bundle::render_config(rec, &vars, &dir, None)?;
+    let text = bundle::render_tmpfiles(root, rec, &vars, &dir, &config)?;
+    if bundle::tmpfiles_empty(&text) {
+        return Ok(());
+    }
+    let tmp = tempfile_in(&root.join(paths::RUN_STATE))?;
+    fs::write(&tmp, text).map_err(io_err("cannot write", &tmp))?;
+    let res = exec::tmpfiles(root, "--remove", &tmp);
+    let _ = fs::remove_file(&tmp);
+    Ok(res?)
+}
+
+fn tempfile_in(dir: &Path) -> Result<PathBuf, DeployError> {
+    fs::create_dir_all(dir).map_err(io_err("cannot create", dir))?;
+    Ok(dir.join(format!(".tmpfiles-remove.{}.conf", std::process::id())))
+}

@@ -1,0 +1,74 @@
+//! `containers list`.
+
+use serde::Serialize;
+
+use super::{slot_of, Systemd};
+use crate::exec::Runtime;
+use crate::paths::Root;
+use crate::record::{self, FoundState};
+
+/// One row of `syscontainer containers list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerRow {
+    pub name: String,
+    pub image: String,
+    pub image_id: String,
+    /// The active slot: `.0` or `.1`.
+    pub deployment: String,
+    /// `running`, `inactive`, `failed`, ... (from systemd when it runs, else
+    /// from the runtime); `invalid` or `masked` for unusable records.
+    pub state: String,
+    pub runtime: String,
+    pub enabled: bool,
+}
+
+/// Installed containers. Without `all`, only the running ones (as atomic).
+pub fn list(root: &Root, all: bool) -> Vec<ContainerRow> {
+    let systemd = Systemd::detect(root);
+    let (found, errors) = record::discover(root);
+    for e in errors {
+        log::warn!("{e}");
+    }
+    let mut rows = Vec::new();
+    for f in found {
+        let row = match f.state {
+            FoundState::Ok { record, .. } => {
+                let state = match systemd.state(&record.name) {
+                    Some(s) if s == "active" => "running".to_string(),
+                    Some(s) => s,
+                    None => match Runtime::new(&record.runtime).status(&record.name) {
+                        Some(s) if s == "stopped" => "inactive".to_string(),
+                        Some(s) => s,
+                        None => "inactive".to_string(),
+                    },
+                };
+                ContainerRow {
+                    name: record.name.clone(),
+                    image: record.image.clone(),
+                    image_id: record.image_id.clone(),
+                    deployment: format!(".{}", slot_of(&record.deployment)),
+                    state,
+                    runtime: record.runtime.clone(),
+                    enabled: record.enabled,
+                }
+            }
+            FoundState::Masked => continue,
+            other => {
+                log::warn!("{}: {other:?}", f.path.display());
+                ContainerRow {
+                    name: f.name.clone(),
+                    image: String::new(),
+                    image_id: String::new(),
+                    deployment: String::new(),
+                    state: "invalid".into(),
+                    runtime: String::new(),
+                    enabled: false,
+                }
+            }
+        };
+        if all || row.state == "running" {
+            rows.push(row);
+        }
+    }
+    rows
+}

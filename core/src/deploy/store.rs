@@ -1,0 +1,57 @@
+//! The OSTree store as an [`ImageSource`].
+
+use std::path::Path;
+
+use super::{DeployError, ImageSource, ImageSpec};
+use crate::paths::Root;
+use crate::store::Store;
+
+/// Images from the OSTree store; checkouts are hardlinks into the repo.
+pub struct StoreSource {
+    store: Store,
+}
+
+impl StoreSource {
+    pub fn open(root: &Root) -> Result<Self, DeployError> {
+        let store = Store::open(root).map_err(|source| DeployError::Store {
+            image: String::from("(store)"),
+            source,
+        })?;
+        Ok(StoreSource { store })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl ImageSource for StoreSource {
+    fn resolve(&self, image: &str) -> Result<ImageSpec, DeployError> {
+        let i = self
+            .store
+            .image(image)
+            .map_err(|source| DeployError::Store {
+                image: image.to_string(),
+                source,
+            })?;
+        Ok(ImageSpec {
+            name: i.name,
+            image_id: i.image_id,
+            config: i.config,
+        })
+    }
+
+    fn materialize(&self, image: &ImageSpec, dest: &Path) -> Result<(), DeployError> {
+        let err = |source| DeployError::Store {
+            image: image.name.clone(),
+            source,
+        };
+        // By ID: the name may have moved to another image since resolve().
+        let info = self.store.image(&image.image_id).map_err(err)?;
+        self.store.checkout(&info, dest).map_err(err)
+    }
+
+    fn repo(&self) -> Option<String> {
+        Some(self.store.repo_logical_path().display().to_string())
+    }
+}

@@ -1,0 +1,190 @@
+//! `containers update`, `containers rollback`, `enable`, `disable`.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use super::hostfs;
+use super::install::prepare_slot;
+use super::{io_err, link_path, remove_any, slot_of, slot_path, DeployError, ImageSource, Systemd};
+use crate::bundle::{self, EXPORTS};
+use crate::fsutil;
+use crate::paths::Root;
+use crate::record::Record;
+use crate::vars;
+
+#[derive(Debug, Clone)]
+pub struct UpdateOptions {
+    /// `--set K=V`, merged over the current values.
+    pub set: Vec<String>,
+    /// `--rebase IMAGE`: switch to another image.
+    pub rebase: Option<String>,
+    /// How long a restarted unit may take to become active.
+    pub timeout: Duration,
+}
+
+impl Default for UpdateOptions {
+    fn default() -> Self {
+        UpdateOptions {
+            set: Vec::new(),
+            rebase: None,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A switch between deployments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Switched {
+    pub from: String,
+    pub to: String,
+    /// The unit was running and has been restarted.
+    pub restarted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateOutcome {
+    /// Neither the image nor the values change: "Latest version already installed."
+    UpToDate,
+    Updated(Switched),
+}
+
+/// Make `rec` the active deployment: write the record, switch the symlink
+/// atomically, reload.
+fn activate(root: &Root, rec: &Record, systemd: &Systemd) -> Result<(), DeployError> {
+    rec.write(root)?;
+    let link = root.join(link_path(&rec.name));
+    let target = Path::new(&rec.deployment)
+        .file_name()
+        .expect("deployment has a file name")
+        .to_owned();
+    fsutil::symlink_atomic(Path::new(&target), &link).map_err(io_err("cannot link", &link))?;
+    systemd.daemon_reload()
+}
+
+/// `syscontainer containers update NAME`: check out the new image (or the
+/// same one with new values) into the other slot, keeping values and UUID,
+/// switch, and restart if running. If the restarted unit does not become
+/// active within `opts.timeout`, roll back and report the failure.
+pub fn update(
+    root: &Root,
+    src: &dyn ImageSource,
+    name: &str,
+    opts: &UpdateOptions,
+) -> Result<UpdateOutcome, DeployError> {
+    let (cur, _) = Record::load(root, name)?;
+    let mut values = cur.values.clone();
+    values.extend(vars::parse_set(&opts.set)?);
+    let img = src.resolve(opts.rebase.as_deref().unwrap_or(&cur.image))?;
+    if img.image_id == cur.image_id && img.name == cur.image && values == cur.values {
+        return Ok(UpdateOutcome::UpToDate);
+    }
+    let other = 1 - slot_of(&cur.deployment);
+    let other_dir = root.join(slot_path(name, other));
+    remove_any(&other_dir)?;
+    let mut base = cur.clone();
+    base.values = values;
+    let prep = match prepare_slot(root, src, &img, &base, other) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = remove_any(&other_dir);
+            return Err(e);
+        }
+    };
+    let mut rec = prep.record;
+    let mut created = Vec::new();
+    rec.host_files = match hostfs::install(root, &prep.hostfs, &cur.host_files, &mut created) {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = remove_any(&other_dir);
+            return Err(e);
+        }
+    };
+    hostfs::remove(root, &cur.host_files, &rec.host_files);
+
+    let systemd = Systemd::detect(root);
+    let was_active = systemd.is_active(name);
+    activate(root, &rec, &systemd)?;
+    let mut sw = Switched {
+        from: cur.deployment.clone(),
+        to: rec.deployment.clone(),
+        restarted: false,
+    };
+    if was_active && !rec.no_container_service {
+        let started = systemd.unit("restart", name).map_err(|e| e.to_string());
+        let state = started.and_then(|()| systemd.wait_active(name, opts.timeout));
+        if let Err(state) = state {
+            log::error!(
+                "'{name}' did not become active on {}; rolling back",
+                rec.deployment
+            );
+            activate(root, &cur, &systemd)?;
+            systemd.unit("restart", name)?;
+            return Err(DeployError::UpdateFailed {
+                name: name.to_string(),
+                deployment: rec.deployment,
+                previous: cur.deployment,
+                state,
+                secs: opts.timeout.as_secs(),
+            });
+        }
+        sw.restarted = true;
+    }
+    Ok(UpdateOutcome::Updated(sw))
+}
+
+/// `syscontainer containers rollback NAME`: switch to the other slot, with
+/// the values it was installed with, and restart if running.
+pub fn rollback(root: &Root, name: &str) -> Result<Switched, DeployError> {
+    let (cur, _) = Record::load(root, name)?;
+    let other = 1 - slot_of(&cur.deployment);
+    let logical = slot_path(name, other);
+    let dir = root.join(&logical);
+    if !dir.join(bundle::INFO_FILE).is_file() || !dir.join("rootfs").is_dir() {
+        return Err(DeployError::NoOtherDeployment {
+            name: name.to_string(),
+            path: logical,
+        });
+    }
+    let info = bundle::load_info(&dir)?;
+    let rootfs = dir.join("rootfs");
+    let manifest = super::Manifest::load(&rootfs)?;
+    let mut rec = cur.clone();
+    rec.deployment = logical.display().to_string();
+    rec.image = info.image;
+    rec.image_id = info.image_id;
+    rec.values = info.values;
+    rec.default_values = info.default_values;
+    rec.no_container_service = manifest.no_container_service;
+    let st = rootfs.join(EXPORTS).join("service.template");
+    rec.service_template = match fs::read_to_string(&st) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io_err("cannot read", &st)(e)),
+    };
+    let systemd = Systemd::detect(root);
+    let was_active = systemd.is_active(name);
+    activate(root, &rec, &systemd)?;
+    if was_active && !rec.no_container_service {
+        systemd.unit("restart", name)?;
+    }
+    Ok(Switched {
+        from: cur.deployment,
+        to: rec.deployment,
+        restarted: was_active,
+    })
+}
+
+/// `syscontainer enable|disable NAME`: boot activation, in the record.
+/// Returns `false` when nothing changed.
+pub fn set_enabled(root: &Root, name: &str, enabled: bool) -> Result<bool, DeployError> {
+    let (mut rec, _) = Record::load(root, name)?;
+    if rec.enabled == enabled {
+        return Ok(false);
+    }
+    rec.enabled = enabled;
+    rec.write(root)?;
+    Systemd::detect(root).daemon_reload()?;
+    Ok(true)
+}
