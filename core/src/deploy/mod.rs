@@ -102,7 +102,7 @@ pub enum DeployError {
     Store {
         image: String,
         #[source]
-        source: crate::store::StoreError,
+        source: Box<crate::store::StoreError>,
     },
     #[error("container '{name}' has no other deployment to roll back to ({path} is missing)")]
     NoOtherDeployment { name: String, path: PathBuf },

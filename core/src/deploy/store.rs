@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::{DeployError, ImageSource, ImageSpec};
 use crate::paths::Root;
-use crate::store::Store;
+use crate::store::{LockMode, Store};
 
 /// Images from the OSTree store; checkouts are hardlinks into the repo.
 pub struct StoreSource {
@@ -15,7 +15,7 @@ impl StoreSource {
     pub fn open(root: &Root) -> Result<Self, DeployError> {
         let store = Store::open(root).map_err(|source| DeployError::Store {
             image: String::from("(store)"),
-            source,
+            source: Box::new(source),
         })?;
         Ok(StoreSource { store })
     }
@@ -32,7 +32,7 @@ impl ImageSource for StoreSource {
             .image(image)
             .map_err(|source| DeployError::Store {
                 image: image.to_string(),
-                source,
+                source: Box::new(source),
             })?;
         Ok(ImageSpec {
             name: i.name,
@@ -44,8 +44,10 @@ impl ImageSource for StoreSource {
     fn materialize(&self, image: &ImageSpec, dest: &Path) -> Result<(), DeployError> {
         let err = |source| DeployError::Store {
             image: image.name.clone(),
-            source,
+            source: Box::new(source),
         };
+        // A concurrent prune waits until the checkout is complete.
+        let _lock = self.store.lock(LockMode::Shared).map_err(err)?;
         // By ID: the name may have moved to another image since resolve().
         let info = self.store.image(&image.image_id).map_err(err)?;
         self.store.checkout(&info, dest).map_err(err)
