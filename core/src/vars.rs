@@ -179,8 +179,11 @@ const CAP_NAMES: [&str; 41] = [
     "CAP_CHECKPOINT_RESTORE",
 ];
 
-/// The running kernel's capabilities as a JSON list body:
-/// `"CAP_CHOWN", "CAP_DAC_OVERRIDE", ...` (from `/proc/sys/kernel/cap_last_cap`).
+/// The capabilities this host can grant, as a JSON list body:
+/// `"CAP_CHOWN", "CAP_DAC_OVERRIDE", ...`. These are the running kernel's
+/// capabilities (`/proc/sys/kernel/cap_last_cap`) that are in our bounding set
+/// (`CapBnd` in `/proc/self/status`): runc cannot grant a container a
+/// capability the caller does not have.
 pub fn all_capabilities() -> &'static str {
     static CAPS: OnceLock<String> = OnceLock::new();
     CAPS.get_or_init(|| {
@@ -189,12 +192,22 @@ pub fn all_capabilities() -> &'static str {
             .and_then(|s| s.trim().parse::<usize>().ok())
             .unwrap_or(CAP_NAMES.len() - 1)
             .min(CAP_NAMES.len() - 1);
+        let bounding = bounding_set().unwrap_or(u64::MAX);
         CAP_NAMES[..=last]
             .iter()
-            .map(|c| format!("\"{c}\""))
+            .enumerate()
+            .filter(|(i, _)| bounding & (1u64 << i) != 0)
+            .map(|(_, c)| format!("\"{c}\""))
             .collect::<Vec<_>>()
             .join(", ")
     })
+}
+
+/// The bounding capability set of this process.
+fn bounding_set() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapBnd:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
 }
 
 #[cfg(test)]
@@ -282,7 +295,9 @@ mod tests {
             .trim()
             .parse()
             .unwrap();
-        assert_eq!(caps.matches("CAP_").count(), (last + 1).min(41));
+        let bnd = bounding_set().unwrap();
+        let want = (0..=last.min(40)).filter(|i| bnd & (1 << i) != 0).count();
+        assert_eq!(caps.matches("CAP_").count(), want);
         let v = Vars::for_record(&rec());
         assert_eq!(v.get("ALL_PROCESS_CAPABILITIES"), Some(caps));
     }
