@@ -64,6 +64,9 @@ pub fn convert_one(f: &Found, g: &mut Generated) {
         FoundState::Ok { record, warnings } => {
             g.messages
                 .extend(warnings.iter().cloned().map(Message::Warn));
+            if record.no_container_service {
+                return; // the image only installs host files
+            }
             match unit::render(record, &f.path) {
                 Err(e) => broken(g, e.to_string()),
                 Ok(text) => {
@@ -260,6 +263,16 @@ mod tests {
             .outputs
             .iter()
             .any(|o| out_path(o) == Path::new("y.service")));
+    }
+
+    #[test]
+    fn no_container_service_produces_nothing() {
+        let mut f = ok("files-only", true, "multi-user.target");
+        if let FoundState::Ok { record, .. } = &mut f.state {
+            record.no_container_service = true;
+        }
+        let g = convert(&[f]);
+        assert!(g.outputs.is_empty() && g.failed == 0, "{g:?}");
     }
 
     #[test]

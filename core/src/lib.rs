@@ -3,10 +3,13 @@
 //!
 //! The library holds all the logic; the binaries (`syscontainer`,
 //! `syscontainer-generator`, `syscontainer-exec`) are thin wrappers. Modules
-//! that need libostree, TLS or the network sit behind the `store` feature so
-//! that the generator and the exec helper stay small.
+//! that need libostree, TLS or the network sit behind the `store` feature, and
+//! the runtime side (bundles, the exec helper's logic) behind `runtime`: the
+//! generator links neither, the exec helper links no libostree and no TLS.
 
+#[cfg(feature = "runtime")]
 pub mod bundle;
+#[cfg(feature = "runtime")]
 pub mod exec;
 pub mod fsutil;
 pub mod generate;
