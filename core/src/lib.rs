@@ -8,6 +8,7 @@
 
 pub mod bundle;
 pub mod exec;
+pub mod failpoint;
 pub mod fsutil;
 pub mod generate;
 pub mod imgref;

@@ -182,6 +182,7 @@ pub(crate) fn install(
                 fsutil::symlink_atomic(t, &real).map_err(io_err("cannot write", &real))?
             }
         }
+        crate::failpoint!("hostfs.file-written");
         out.push(HostFile {
             path: p.logical.display().to_string(),
             sha256: p.content.sha256(),

@@ -63,8 +63,10 @@ pub(crate) fn prepare_slot(
     let logical = slot_path(&base.name, slot);
     let dir = root.join(&logical);
     fs::create_dir(&dir).map_err(io_err("cannot create", &dir))?;
+    crate::failpoint!("prepare.dir-created");
     let rootfs = dir.join("rootfs");
     src.materialize(img, &rootfs)?;
+    crate::failpoint!("prepare.checked-out");
     let manifest = Manifest::load(&rootfs)?;
     let exports = rootfs.join(EXPORTS);
 
@@ -100,6 +102,7 @@ pub(crate) fn prepare_slot(
     }
     let hostfs = hostfs::plan(&rootfs, &manifest, &vars)?;
     bundle::write_info(&dir, &info)?;
+    crate::failpoint!("prepare.info-written");
     fsutil::fsync_dir(&dir).map_err(io_err("cannot sync", &dir))?;
     Ok(Prepared {
         record: rec,
@@ -159,13 +162,17 @@ pub fn install(
     let res = (|| {
         let prep = prepare_slot(root, src, &img, &base, 0)?;
         let mut rec = prep.record;
+        crate::failpoint!("install.prepared");
         rec.host_files = hostfs::install(root, &prep.hostfs, &[], &mut created)?;
+        crate::failpoint!("install.hostfs-done");
         record_written = true;
         rec.write(root)?;
+        crate::failpoint!("install.record-written");
         let link = root.join(link_path(&name));
         created.push(link.clone());
         fsutil::symlink_atomic(Path::new(&format!("{name}.0")), &link)
             .map_err(io_err("cannot link", &link))?;
+        crate::failpoint!("install.linked");
         systemd.daemon_reload()?;
         if opts.now && !rec.no_container_service {
             systemd.unit("start", &name)?;
@@ -244,13 +251,17 @@ pub fn uninstall(root: &Root, name: &str) -> Result<UninstallReport, DeployError
         }
     }
     // 3. Host files.
+    crate::failpoint!("uninstall.stopped");
     let kept = hostfs::remove(root, &rec.host_files, &[]);
+    crate::failpoint!("uninstall.hostfs-removed");
     // 4. Record, 5. reload.
     Record::remove(root, name)?;
+    crate::failpoint!("uninstall.record-removed");
     systemd.daemon_reload()?;
     // 6. Deployments, link, rendered bundle.
     for p in [link_path(name), slot_path(name, 0), slot_path(name, 1)] {
         remove_any(&root.join(p))?;
+        crate::failpoint!("uninstall.removed");
     }
     remove_any(&root.join(bundle::bundle_dir(name)))?;
     Ok(UninstallReport {

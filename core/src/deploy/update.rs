@@ -54,12 +54,14 @@ pub enum UpdateOutcome {
 /// atomically, reload.
 fn activate(root: &Root, rec: &Record, systemd: &Systemd) -> Result<(), DeployError> {
     rec.write(root)?;
+    crate::failpoint!("activate.record-written");
     let link = root.join(link_path(&rec.name));
     let target = Path::new(&rec.deployment)
         .file_name()
         .expect("deployment has a file name")
         .to_owned();
     fsutil::symlink_atomic(Path::new(&target), &link).map_err(io_err("cannot link", &link))?;
+    crate::failpoint!("activate.linked");
     systemd.daemon_reload()
 }
 
@@ -83,6 +85,7 @@ pub fn update(
     let other = 1 - slot_of(&cur.deployment);
     let other_dir = root.join(slot_path(name, other));
     remove_any(&other_dir)?;
+    crate::failpoint!("update.other-removed");
     let mut base = cur.clone();
     base.values = values;
     let prep = match prepare_slot(root, src, &img, &base, other) {
@@ -101,7 +104,9 @@ pub fn update(
             return Err(e);
         }
     };
+    crate::failpoint!("update.hostfs-installed");
     hostfs::remove(root, &cur.host_files, &rec.host_files);
+    crate::failpoint!("update.old-hostfs-removed");
 
     let systemd = Systemd::detect(root);
     let was_active = systemd.is_active(name);
@@ -165,6 +170,7 @@ pub fn rollback(root: &Root, name: &str) -> Result<Switched, DeployError> {
     };
     let systemd = Systemd::detect(root);
     let was_active = systemd.is_active(name);
+    crate::failpoint!("rollback.checked");
     activate(root, &rec, &systemd)?;
     if was_active && !rec.no_container_service {
         systemd.unit("restart", name)?;

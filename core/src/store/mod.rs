@@ -735,6 +735,7 @@ impl Store {
                         dest: dest.to_path_buf(),
                         source,
                     })?;
+                crate::failpoint!("checkout.layer");
             }
             syncfs(dest)
         })();
@@ -1114,8 +1115,10 @@ impl Store {
                 .collect()
         };
         for n in &victims {
+            crate::failpoint!("delete.before-ref");
             self.set_ref_now(&names::branch_for_image(n), None)?;
         }
+        crate::failpoint!("delete.done");
         Ok(victims)
     }
 
@@ -1144,9 +1147,11 @@ impl Store {
         let _l = self.lock(LockMode::Exclusive)?;
         let mut report = PruneReport::default();
         for l in self.dangling_layers()? {
+            crate::failpoint!("prune.before-layer-ref");
             self.set_ref_now(&names::branch_for_layer(&l.digest), None)?;
             report.layers.push(l.digest);
         }
+        crate::failpoint!("prune.refs-removed");
         let (total, pruned, freed) = self
             .repo
             .prune(
@@ -1155,6 +1160,7 @@ impl Store {
                 gio::Cancellable::NONE,
             )
             .map_err(|source| StoreError::Prune { source })?;
+        crate::failpoint!("prune.done");
         report.objects_total = total;
         report.objects_pruned = pruned;
         report.bytes_freed = freed;
