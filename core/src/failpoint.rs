@@ -20,10 +20,10 @@ pub const ENV_LOG: &str = "SYSCONTAINER_FAILPOINT_LOG";
 /// A crash point. See the [module docs](crate::failpoint).
 #[macro_export]
 macro_rules! failpoint {
-    ($name:expr) => {
+    ($name:expr) => {{
         #[cfg(feature = "failpoints")]
         $crate::failpoint::hit($name);
-    };
+    }};
 }
 
 #[cfg(feature = "failpoints")]
