@@ -679,3 +679,178 @@ fn crash_consistency() {
     }
     assert!(problems.is_empty(), "{} problems", problems.len());
 }
+
+/// Start every command at once; wait for all.
+fn parallel(root: &Path, jobs: &[Vec<String>]) -> Vec<Output> {
+    let children: Vec<_> = jobs
+        .iter()
+        .map(|a| {
+            command(root, a)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
+fn assert_all_ok(jobs: &[Vec<String>], outs: &[Output]) {
+    for (a, o) in jobs.iter().zip(outs) {
+        assert!(
+            o.status.success(),
+            "{a:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+fn assert_clean(root: &Path, refs: &Reference, phase: &str) {
+    let f = check(root, refs);
+    assert!(
+        f.corrupt.is_empty() && f.link_behind.is_empty(),
+        "{phase}: {:#?}",
+        f
+    );
+}
+
+/// Hold `lock` (a file under the lock directory) for `secs` with flock(1).
+fn hold_lock(root: &Path, lock: &str, secs: f32) -> std::process::Child {
+    let dir = Root::new(root).join(paths::LOCK_DIR);
+    fs::create_dir_all(&dir).unwrap();
+    let ready = dir.join(format!("{lock}.held"));
+    let _ = fs::remove_file(&ready);
+    let c = Command::new("flock")
+        .arg(dir.join(lock))
+        .args(["-c", &format!("touch '{}'; sleep {secs}", ready.display())])
+        .spawn()
+        .expect("flock(1)");
+    let t = Instant::now();
+    while !ready.exists() {
+        assert!(t.elapsed() < Duration::from_secs(20), "flock(1) did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    c
+}
+
+#[test]
+fn concurrency() {
+    let t0 = Instant::now();
+    let work = workdir("concurrency");
+    let work = work.path();
+    let refs = reference(work);
+    let root = work.join("root");
+    fs::create_dir_all(&root).unwrap();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let mut runs = 0;
+
+    // 1. Ten overlapping pulls (hello, hello-v2 and hello-hostfs share their
+    //    busybox layer; some images twice).
+    let jobs: Vec<_> = [
+        "hello",
+        "hello-v2",
+        "hello-hostfs",
+        "layered",
+        "tiny",
+        "hello",
+        "hello-v2",
+        "hello-noreceiver",
+        "layered",
+        "hello-hostfs",
+    ]
+    .iter()
+    .map(|t| s(&["pull", &tar(t)]))
+    .collect();
+    assert_all_ok(&jobs, &parallel(&root, &jobs));
+    runs += jobs.len();
+    assert_clean(&root, &refs, "parallel pulls");
+
+    // 2. Installs of different names racing prunes, a pull and a delete
+    //    that make layers dangling.
+    ok(&root, &["images", "delete", "localhost/sctest/layered"]);
+    let mut jobs: Vec<_> = (1..=6)
+        .map(|i| {
+            let img = if i % 2 == 0 { HELLO_V2 } else { HELLO };
+            s(&["install", "--name", &format!("c{i}"), img])
+        })
+        .collect();
+    jobs.push(s(&["images", "prune"]));
+    jobs.push(s(&["images", "prune"]));
+    jobs.push(s(&["pull", &tar("layered")]));
+    jobs.push(s(&["images", "delete", "localhost/sctest/tiny"]));
+    jobs.push(s(&["images", "prune"]));
+    assert_all_ok(&jobs, &parallel(&root, &jobs));
+    runs += jobs.len();
+    assert_clean(&root, &refs, "installs racing prune");
+
+    // 3. Uninstalls, installs, updates, a rollback and prunes, all at once.
+    ok(&root, &["containers", "update", "--rebase", HELLO_V2, "c5"]);
+    let jobs = vec![
+        s(&["uninstall", "c1"]),
+        s(&["uninstall", "c2"]),
+        s(&["install", "--name", "c7", HELLO]),
+        s(&["install", "--name", "c8", &tar("hello-hostfs")]),
+        s(&["containers", "update", "--rebase", HELLO_V2, "c3"]),
+        s(&["containers", "update", "--set", "FOO=1", "c4"]),
+        s(&["containers", "rollback", "c5"]),
+        s(&["images", "prune"]),
+        s(&["images", "delete", "localhost/sctest/layered"]),
+        s(&["images", "prune"]),
+    ];
+    assert_all_ok(&jobs, &parallel(&root, &jobs));
+    runs += jobs.len();
+    assert_clean(&root, &refs, "mixed commands");
+
+    // 4. Eight installs of one name: exactly one wins, the others are
+    //    refused, and nothing of the winner is removed by a loser.
+    let jobs: Vec<_> = (0..8)
+        .map(|i| {
+            let img = if i % 2 == 0 { HELLO } else { HELLO_V2 };
+            s(&["install", "--name", "same", img])
+        })
+        .collect();
+    let outs = parallel(&root, &jobs);
+    runs += jobs.len();
+    let won = outs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(won, 1, "one install of 'same' must win");
+    for o in outs.iter().filter(|o| !o.status.success()) {
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("already present"), "{e}");
+    }
+    assert_clean(&root, &refs, "installs of one name");
+    // ... and eight uninstalls/updates of it: they serialise.
+    let mut jobs: Vec<_> = (0..4)
+        .map(|i| s(&["containers", "update", "--set", &format!("N={i}"), "same"]))
+        .collect();
+    jobs.extend((0..4).map(|_| s(&["containers", "rollback", "same"])));
+    assert_all_ok(&jobs, &parallel(&root, &jobs));
+    runs += jobs.len();
+    assert_clean(&root, &refs, "updates and rollbacks of one name");
+
+    // 5. A command that waits for a lock says so after a second.
+    let mut holder = hold_lock(&root, "store.lock", 2.5);
+    let o = run(&root, &s(&["images", "prune"]));
+    holder.wait().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{e}");
+    assert!(e.contains("waiting for lock"), "no wait notice: {e}");
+    let mut holder = hold_lock(&root, "container.c4.lock", 2.5);
+    let o = run(&root, &s(&["disable", "c4"]));
+    holder.wait().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{e}");
+    assert!(
+        e.contains("waiting for lock") && e.contains("'c4'"),
+        "no wait notice: {e}"
+    );
+    runs += 2;
+    assert_clean(&root, &refs, "after the lock waits");
+    eprintln!(
+        "concurrency: {runs} commands, up to {} at once, {:.0?}",
+        10,
+        t0.elapsed()
+    );
+}
