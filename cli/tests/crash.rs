@@ -162,7 +162,11 @@ fn incomplete(dir: &Path, image_id: Option<&str>, refs: &Reference) -> Option<St
         }
     }
     match refs.get(&info.image_id) {
-        None => Some(format!("{}: unknown image {}", dir.display(), info.image_id)),
+        None => Some(format!(
+            "{}: unknown image {}",
+            dir.display(),
+            info.image_id
+        )),
         Some(l) if *l != listing(&dir.join("rootfs")) => Some(format!(
             "{}: rootfs differs from a clean checkout of {}",
             dir.display(),
@@ -283,7 +287,8 @@ fn check(root: &Path, refs: &Reference) -> Findings {
         }
     });
     if failed > 0 {
-        f.corrupt.push(format!("generator: {failed} records failed"));
+        f.corrupt
+            .push(format!("generator: {failed} records failed"));
     }
     for n in recorded.keys() {
         if !f.units.iter().any(|(p, _)| *p == format!("{n}.service")) {
@@ -304,9 +309,7 @@ struct Scenario {
 }
 
 fn has_record(root: &Path, name: &str) -> bool {
-    Root::new(root)
-        .join(paths::record_path(name))
-        .exists()
+    Root::new(root).join(paths::record_path(name)).exists()
 }
 
 fn gone(root: &Path, name: &str) -> bool {
@@ -581,7 +584,12 @@ fn crash_consistency() {
         );
         let log = fs::read_to_string(&log).unwrap_or_default();
         let f = check(&d, &refs);
-        assert!(f.corrupt.is_empty(), "{:?} without a crash: {:?}", sc.args, f.corrupt);
+        assert!(
+            f.corrupt.is_empty(),
+            "{:?} without a crash: {:?}",
+            sc.args,
+            f.corrupt
+        );
         let _ = fs::remove_dir_all(&d);
         let mut kills: Vec<Option<String>> = specs(&log).into_iter().map(Some).collect();
         kills.extend((0..randoms).map(|_| None));
@@ -600,7 +608,9 @@ fn crash_consistency() {
                         sc.args,
                         String::from_utf8_lossy(&o.stderr)
                     );
-                    tally.points.insert(s.split('@').next().unwrap().to_string());
+                    tally
+                        .points
+                        .insert(s.split('@').next().unwrap().to_string());
                     tally.kills += 1;
                     s.clone()
                 }
@@ -664,7 +674,10 @@ fn crash_consistency() {
             t.link_behind,
             t.rerun_failed
         );
-        eprintln!("    {}", t.points.iter().cloned().collect::<Vec<_>>().join(" "));
+        eprintln!(
+            "    {}",
+            t.points.iter().cloned().collect::<Vec<_>>().join(" ")
+        );
         all.extend(t.points.iter().cloned());
     }
     eprintln!(
@@ -730,7 +743,10 @@ fn hold_lock(root: &Path, lock: &str, secs: f32) -> std::process::Child {
         .expect("flock(1)");
     let t = Instant::now();
     while !ready.exists() {
-        assert!(t.elapsed() < Duration::from_secs(20), "flock(1) did not start");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "flock(1) did not start"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     c

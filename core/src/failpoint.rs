@@ -53,7 +53,10 @@ pub fn hit(name: &str) {
         return;
     }
     let mut g = COUNTS.lock().unwrap_or_else(|e| e.into_inner());
-    let c = g.get_or_insert_with(HashMap::new).entry(name.to_string()).or_insert(0);
+    let c = g
+        .get_or_insert_with(HashMap::new)
+        .entry(name.to_string())
+        .or_insert(0);
     *c += 1;
     if *c == nth {
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
