@@ -41,6 +41,10 @@ fn tree(root: &Root) -> BTreeSet<String> {
         for e in fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
             let rel = p.strip_prefix(root.path()).unwrap().display().to_string();
+            // Lock files stay (they are under /run, and flock needs a file).
+            if rel.starts_with("run/syscontainer/lock/") {
+                continue;
+            }
             let m = fs::symlink_metadata(&p).unwrap();
             if m.is_dir() {
                 stack.push(p);

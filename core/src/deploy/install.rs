@@ -165,7 +165,7 @@ pub fn install(
     fs::create_dir_all(&checkout).map_err(io_err("cannot create", &checkout))?;
     // No record: a link or slots are what an interrupted install or
     // uninstall left behind (the record is written last, removed first).
-    if slots::remove_leftovers(root, &name)? {
+    if slots::remove_leftovers(root, &name, false)? {
         log::warn!("removed what an interrupted install or uninstall of '{name}' left behind");
     }
 
@@ -216,7 +216,7 @@ pub fn install(
                 log::warn!("{e}");
             }
         }
-        if let Err(e) = slots::remove_leftovers(root, &name) {
+        if let Err(e) = slots::remove_leftovers(root, &name, false) {
             log::warn!("{e}");
         }
     }
@@ -243,7 +243,7 @@ pub fn uninstall(root: &Root, name: &str) -> Result<UninstallReport, DeployError
     };
     let Some(rec) = rec else {
         // An install or uninstall was interrupted before its commit point.
-        if !slots::remove_leftovers(root, name)? {
+        if !slots::remove_leftovers(root, name, true)? {
             return Err(RecordError::NotFound {
                 name: name.to_string(),
                 dirs: paths::RECORD_DIRS.join(", "),
@@ -281,7 +281,7 @@ pub fn uninstall(root: &Root, name: &str) -> Result<UninstallReport, DeployError
     crate::failpoint!("uninstall.record-removed");
     systemd.daemon_reload()?;
     // 6. Link, deployments (each renamed out of the way first), rendered bundle.
-    slots::remove_leftovers(root, name)?;
+    slots::remove_leftovers(root, name, true)?;
     remove_any(&root.join(bundle::bundle_dir(name)))?;
     Ok(UninstallReport {
         kept_host_files: kept,

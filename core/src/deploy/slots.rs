@@ -129,17 +129,68 @@ pub(crate) fn remove_slot(
     Ok(())
 }
 
-/// Remove everything of `name` under the checkout root: the link first (so
-/// that it never points at a slot being removed), then the slots, then
-/// stale temp links. For a container without a record only.
-pub(crate) fn remove_leftovers(root: &Root, name: &str) -> Result<bool, DeployError> {
+/// Is `p` (real path) the link `NAME -> NAME.0|1`?
+fn is_our_link(p: &Path, name: &str) -> bool {
+    fs::read_link(p)
+        .is_ok_and(|t| t == Path::new(&format!("{name}.0")) || t == Path::new(&format!("{name}.1")))
+}
+
+/// Is `p` (real path) a slot directory of ours (not a symlink, with our
+/// info.json, written before a slot is renamed into place)?
+fn is_our_slot(p: &Path) -> bool {
+    fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()) && p.join(crate::bundle::INFO_FILE).is_file()
+}
+
+/// Remove what an interrupted install or uninstall of `name` left under the
+/// checkout root (for a container without a record only): the link first
+/// (so that it never points at a slot being removed), then the slots and
+/// staging directories, then stale temp links. Returns whether there was
+/// anything. A path that is not ours (another container's link, such as
+/// `foo.0` of container `foo.0`, or a slot without our info.json, such as
+/// one of atomic's) makes it fail with `AlreadyPresent`, unless `force`
+/// (uninstall), which leaves such paths alone.
+pub(crate) fn remove_leftovers(root: &Root, name: &str, force: bool) -> Result<bool, DeployError> {
     let link = root.join(link_path(name));
-    let mut found = fs::symlink_metadata(&link).is_ok();
-    remove_any(&link)?;
+    let link_here = fs::symlink_metadata(&link).is_ok();
+    let link_ours = link_here && is_our_link(&link, name);
+    let mut found = link_ours;
+    let mut slots = Vec::new();
     for slot in [0, 1] {
-        found |= fs::symlink_metadata(root.join(slot_path(name, slot))).is_ok()
-            || fs::symlink_metadata(staging(root, name, slot)).is_ok();
-        remove_slot(root, name, slot, &[])?;
+        let p = root.join(slot_path(name, slot));
+        let here = fs::symlink_metadata(&p).is_ok();
+        let ours = here
+            && (is_our_slot(&p) || (force && fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir())));
+        if here && !ours && !force {
+            return Err(DeployError::AlreadyPresent {
+                name: name.to_string(),
+                path: slot_path(name, slot),
+            });
+        }
+        found |= ours || fs::symlink_metadata(staging(root, name, slot)).is_ok();
+        slots.push((slot, ours));
+    }
+    if link_here && !link_ours && !force {
+        return Err(DeployError::AlreadyPresent {
+            name: name.to_string(),
+            path: link_path(name),
+        });
+    }
+    if link_ours {
+        remove_any(&link)?;
+        let parent = root.join(paths::CHECKOUT_ROOT);
+        fsutil::fsync_dir(&parent).map_err(io_err("cannot sync", &parent))?;
+    }
+    for (slot, ours) in slots {
+        if ours {
+            remove_slot(root, name, slot, &[])?;
+        } else {
+            // Only the staging directory.
+            let tmp = staging(root, name, slot);
+            if tmp.is_dir() {
+                super::hostfs::remove(root, &slot_host_files(&tmp), &[]);
+            }
+            remove_any(&tmp)?;
+        }
     }
     // Temp links of an interrupted symlink_atomic: `.NAME.tmp.PID`.
     let co = root.join(paths::CHECKOUT_ROOT);
