@@ -18,7 +18,7 @@ step "build (generator and exec helper without libostree/TLS, then the CLI)"
 make -s build
 step "test images (cached in \${SYSCONTAINER_FIXTURES:-/var/tmp/syscontainer-fixtures})"
 tests/fixtures/make-images.sh all
-step "cargo test"
+step "cargo test (with the crash-consistency and concurrency tests: cli/tests/crash.rs, feature failpoints)"
 cargo test --workspace --all-features
 step "systemd-analyze verify on generated units"
 tests/verify-units.sh target/release/syscontainer-generator target/release/syscontainer-exec

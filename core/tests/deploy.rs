@@ -41,6 +41,10 @@ fn tree(root: &Root) -> BTreeSet<String> {
         for e in fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
             let rel = p.strip_prefix(root.path()).unwrap().display().to_string();
+            // Lock files stay (they are under /run, and flock needs a file).
+            if rel.starts_with("run/syscontainer/lock/") {
+                continue;
+            }
             let m = fs::symlink_metadata(&p).unwrap();
             if m.is_dir() {
                 stack.push(p);
@@ -606,4 +610,27 @@ fn corpus_installs_and_renders() {
         "corpus failures:\n{}",
         failures.join("\n")
     );
+}
+
+#[test]
+fn leftovers_of_an_interrupted_install_are_replaced() {
+    let d = tempfile::tempdir().unwrap();
+    let root = Root::new(d.path());
+    let src = FixtureSource::new();
+    src.add("img", 1, Some(&test_image("system-container-files")));
+    let before = tree(&root);
+    deploy::install(&root, &src, "img", &named("half", &[])).unwrap();
+    // A crash before the commit point: no record, but the link, the slot
+    // (with our info.json), a staging directory and a temp link remain.
+    Record::remove(&root, "half").unwrap();
+    fs::create_dir_all(checkout(&root).join(".half.1.tmp/rootfs")).unwrap();
+    std::os::unix::fs::symlink("half.0", checkout(&root).join(".half.tmp.12345")).unwrap();
+    let rec = deploy::install(&root, &src, "img", &named("half", &[])).unwrap();
+    assert_eq!(rec.deployment, "/var/lib/containers/atomic/half.0");
+    assert!(!checkout(&root).join(".half.1.tmp").exists());
+    assert!(fs::symlink_metadata(checkout(&root).join(".half.tmp.12345")).is_err());
+    // The same leftovers go with `uninstall` too.
+    Record::remove(&root, "half").unwrap();
+    deploy::uninstall(&root, "half").unwrap();
+    assert_eq!(tree(&root), before);
 }

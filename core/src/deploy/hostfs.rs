@@ -138,6 +138,17 @@ fn current_sha(path: &Path) -> Option<String> {
     }
 }
 
+/// What installing `planned` will record.
+pub(crate) fn planned_host_files(planned: &[Planned]) -> Vec<HostFile> {
+    planned
+        .iter()
+        .map(|p| HostFile {
+            path: p.logical.display().to_string(),
+            sha256: p.content.sha256(),
+        })
+        .collect()
+}
+
 /// Install planned files. A file may replace an existing one only when it is
 /// in `previous` and unchanged since. Every path created is pushed on
 /// `created` (for undo).
@@ -182,6 +193,7 @@ pub(crate) fn install(
                 fsutil::symlink_atomic(t, &real).map_err(io_err("cannot write", &real))?
             }
         }
+        crate::failpoint!("hostfs.file-written");
         out.push(HostFile {
             path: p.logical.display().to_string(),
             sha256: p.content.sha256(),

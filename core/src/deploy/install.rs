@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::hostfs::{self, Planned};
 use super::{
-    default_name, io_err, link_path, remove_any, slot_path, DeployError, ImageSource, ImageSpec,
-    Manifest, Systemd,
+    default_name, io_err, link_path, remove_any, slot_path, slots, DeployError, ImageSource,
+    ImageSpec, Manifest, Systemd,
 };
 use crate::bundle::{self, DeploymentInfo, EXPORTS};
 use crate::exec::{self, Runtime};
@@ -51,8 +51,9 @@ pub(crate) struct Prepared {
 }
 
 /// Check out `img` into slot `slot` of `rec.name`, and render and validate
-/// everything with `rec` updated for the new image. `dest` must not exist
-/// (the caller removes it on error).
+/// everything with `rec` updated for the new image. The slot is staged as
+/// `.NAME.N.tmp` and renamed into place only when complete and synced; the
+/// slot must not exist. On error the staging directory is removed.
 pub(crate) fn prepare_slot(
     root: &Root,
     src: &dyn ImageSource,
@@ -60,11 +61,33 @@ pub(crate) fn prepare_slot(
     base: &Record,
     slot: u8,
 ) -> Result<Prepared, DeployError> {
+    let dir = slots::staging(root, &base.name, slot);
+    remove_any(&dir)?;
+    let res = prepare_staged(root, src, img, base, slot, &dir)
+        .and_then(|p| slots::commit_staged(root, &base.name, slot).map(|()| p));
+    match &res {
+        Ok(_) => crate::failpoint!("prepare.renamed"),
+        Err(_) => {
+            let _ = remove_any(&dir);
+        }
+    }
+    res
+}
+
+fn prepare_staged(
+    root: &Root,
+    src: &dyn ImageSource,
+    img: &ImageSpec,
+    base: &Record,
+    slot: u8,
+    dir: &Path,
+) -> Result<Prepared, DeployError> {
     let logical = slot_path(&base.name, slot);
-    let dir = root.join(&logical);
-    fs::create_dir(&dir).map_err(io_err("cannot create", &dir))?;
+    fs::create_dir(dir).map_err(io_err("cannot create", dir))?;
+    crate::failpoint!("prepare.dir-created");
     let rootfs = dir.join("rootfs");
     src.materialize(img, &rootfs)?;
+    crate::failpoint!("prepare.checked-out");
     let manifest = Manifest::load(&rootfs)?;
     let exports = rootfs.join(EXPORTS);
 
@@ -92,15 +115,16 @@ pub(crate) fn prepare_slot(
     if !rec.no_container_service {
         // Render once now, so that a missing variable fails the install and
         // not the first start.
-        let (config, _) = bundle::render_config(&rec, &vars, &dir, Some(&info))?;
-        bundle::render_tmpfiles(root, &rec, &vars, &dir, &config)?;
+        let (config, _) = bundle::render_config(&rec, &vars, dir, Some(&info))?;
+        bundle::render_tmpfiles(root, &rec, &vars, dir, &config)?;
         if let Some(t) = &rec.service_template {
             template::render(&st.display().to_string(), t, &vars)?;
         }
     }
     let hostfs = hostfs::plan(&rootfs, &manifest, &vars)?;
-    bundle::write_info(&dir, &info)?;
-    fsutil::fsync_dir(&dir).map_err(io_err("cannot sync", &dir))?;
+    slots::write_host_files(dir, &hostfs::planned_host_files(&hostfs))?;
+    bundle::write_info(dir, &info)?;
+    crate::failpoint!("prepare.info-written");
     Ok(Prepared {
         record: rec,
         hostfs,
@@ -128,6 +152,7 @@ pub fn install(
         None => default_name(&img.name),
     };
     name::validate(&name)?;
+    let _lock = slots::lock(root, &name)?;
     match Record::load(root, &name) {
         Ok((_, path)) => return Err(DeployError::AlreadyPresent { name, path }),
         Err(RecordError::Masked { path, .. }) => {
@@ -136,13 +161,13 @@ pub fn install(
         Err(RecordError::NotFound { .. }) => {}
         Err(e) => return Err(e.into()),
     }
-    for p in [link_path(&name), slot_path(&name, 0), slot_path(&name, 1)] {
-        if fs::symlink_metadata(root.join(&p)).is_ok() {
-            return Err(DeployError::AlreadyPresent { name, path: p });
-        }
-    }
     let checkout = root.join(paths::CHECKOUT_ROOT);
     fs::create_dir_all(&checkout).map_err(io_err("cannot create", &checkout))?;
+    // No record: a link or slots are what an interrupted install or
+    // uninstall left behind (the record is written last, removed first).
+    if slots::remove_leftovers(root, &name, false)? {
+        log::warn!("removed what an interrupted install or uninstall of '{name}' left behind");
+    }
 
     let mut base = Record::new(&name, &img.name, &img.image_id, "");
     base.values = values;
@@ -154,18 +179,24 @@ pub fn install(
     base.repo = src.repo();
 
     let systemd = Systemd::detect(root);
-    let mut created: Vec<PathBuf> = vec![root.join(slot_path(&name, 0))];
+    let mut created: Vec<PathBuf> = Vec::new();
     let mut record_written = false;
     let res = (|| {
+        // 1. The slot, complete, renamed into place.
         let prep = prepare_slot(root, src, &img, &base, 0)?;
         let mut rec = prep.record;
+        crate::failpoint!("install.prepared");
+        // 2. Host files (listed in the slot first, for recovery).
         rec.host_files = hostfs::install(root, &prep.hostfs, &[], &mut created)?;
-        record_written = true;
-        rec.write(root)?;
+        crate::failpoint!("install.hostfs-done");
+        // 3. The link, 4. the record: the commit point.
         let link = root.join(link_path(&name));
-        created.push(link.clone());
         fsutil::symlink_atomic(Path::new(&format!("{name}.0")), &link)
             .map_err(io_err("cannot link", &link))?;
+        crate::failpoint!("install.linked");
+        record_written = true;
+        rec.write(root)?;
+        crate::failpoint!("install.record-written");
         systemd.daemon_reload()?;
         if opts.now && !rec.no_container_service {
             systemd.unit("start", &name)?;
@@ -185,6 +216,9 @@ pub fn install(
                 log::warn!("{e}");
             }
         }
+        if let Err(e) = slots::remove_leftovers(root, &name, false) {
+            log::warn!("{e}");
+        }
     }
     res
 }
@@ -201,25 +235,20 @@ pub struct UninstallReport {
 /// The image stays.
 pub fn uninstall(root: &Root, name: &str) -> Result<UninstallReport, DeployError> {
     name::validate(name)?;
+    let _lock = slots::lock(root, name)?;
     let rec = match Record::load(root, name) {
         Ok((r, _)) => Some(r),
         Err(RecordError::NotFound { .. }) => None,
         Err(e) => return Err(e.into()),
     };
-    let leftovers: Vec<PathBuf> = [link_path(name), slot_path(name, 0), slot_path(name, 1)]
-        .into_iter()
-        .filter(|p| fs::symlink_metadata(root.join(p)).is_ok())
-        .collect();
     let Some(rec) = rec else {
-        if leftovers.is_empty() {
+        // An install or uninstall was interrupted before its commit point.
+        if !slots::remove_leftovers(root, name, true)? {
             return Err(RecordError::NotFound {
                 name: name.to_string(),
                 dirs: paths::RECORD_DIRS.join(", "),
             }
             .into());
-        }
-        for p in leftovers {
-            remove_any(&root.join(p))?;
         }
         return Ok(UninstallReport::default());
     };
@@ -244,14 +273,15 @@ pub fn uninstall(root: &Root, name: &str) -> Result<UninstallReport, DeployError
         }
     }
     // 3. Host files.
+    crate::failpoint!("uninstall.stopped");
     let kept = hostfs::remove(root, &rec.host_files, &[]);
+    crate::failpoint!("uninstall.hostfs-removed");
     // 4. Record, 5. reload.
     Record::remove(root, name)?;
+    crate::failpoint!("uninstall.record-removed");
     systemd.daemon_reload()?;
-    // 6. Deployments, link, rendered bundle.
-    for p in [link_path(name), slot_path(name, 0), slot_path(name, 1)] {
-        remove_any(&root.join(p))?;
-    }
+    // 6. Link, deployments (each renamed out of the way first), rendered bundle.
+    slots::remove_leftovers(root, name, true)?;
     remove_any(&root.join(bundle::bundle_dir(name)))?;
     Ok(UninstallReport {
         kept_host_files: kept,

@@ -30,6 +30,7 @@ use crate::vars::VarsError;
 mod hostfs;
 mod install;
 mod list;
+pub mod slots;
 pub mod store;
 mod update;
 

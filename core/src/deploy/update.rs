@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::hostfs;
 use super::install::prepare_slot;
-use super::{io_err, link_path, remove_any, slot_of, slot_path, DeployError, ImageSource, Systemd};
+use super::{io_err, link_path, slot_of, slot_path, slots, DeployError, ImageSource, Systemd};
 use crate::bundle::{self, EXPORTS};
 use crate::fsutil;
 use crate::paths::Root;
@@ -50,16 +50,19 @@ pub enum UpdateOutcome {
     Updated(Switched),
 }
 
-/// Make `rec` the active deployment: write the record, switch the symlink
-/// atomically, reload.
+/// Make `rec` the active deployment: write the record (the commit point),
+/// switch the symlink atomically, reload. A crash in between leaves the link
+/// behind the record; [`slots::sync_link`] repairs it.
 fn activate(root: &Root, rec: &Record, systemd: &Systemd) -> Result<(), DeployError> {
     rec.write(root)?;
+    crate::failpoint!("activate.record-written");
     let link = root.join(link_path(&rec.name));
     let target = Path::new(&rec.deployment)
         .file_name()
         .expect("deployment has a file name")
         .to_owned();
     fsutil::symlink_atomic(Path::new(&target), &link).map_err(io_err("cannot link", &link))?;
+    crate::failpoint!("activate.linked");
     systemd.daemon_reload()
 }
 
@@ -73,7 +76,9 @@ pub fn update(
     name: &str,
     opts: &UpdateOptions,
 ) -> Result<UpdateOutcome, DeployError> {
+    let _lock = slots::lock(root, name)?;
     let (cur, _) = Record::load(root, name)?;
+    slots::sync_link(root, &cur)?;
     let mut values = cur.values.clone();
     values.extend(vars::parse_set(&opts.set)?);
     let img = src.resolve(opts.rebase.as_deref().unwrap_or(&cur.image))?;
@@ -81,31 +86,30 @@ pub fn update(
         return Ok(UpdateOutcome::UpToDate);
     }
     let other = 1 - slot_of(&cur.deployment);
-    let other_dir = root.join(slot_path(name, other));
-    remove_any(&other_dir)?;
+    // The previous deployment (or what an interrupted update left), with
+    // its host files that the current one does not have.
+    slots::remove_slot(root, name, other, &cur.host_files)?;
+    crate::failpoint!("update.other-removed");
     let mut base = cur.clone();
     base.values = values;
-    let prep = match prepare_slot(root, src, &img, &base, other) {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = remove_any(&other_dir);
-            return Err(e);
-        }
-    };
+    let prep = prepare_slot(root, src, &img, &base, other)?;
     let mut rec = prep.record;
     let mut created = Vec::new();
     rec.host_files = match hostfs::install(root, &prep.hostfs, &cur.host_files, &mut created) {
         Ok(h) => h,
         Err(e) => {
-            let _ = remove_any(&other_dir);
+            let _ = slots::remove_slot(root, name, other, &cur.host_files);
             return Err(e);
         }
     };
-    hostfs::remove(root, &cur.host_files, &rec.host_files);
+    crate::failpoint!("update.hostfs-installed");
 
     let systemd = Systemd::detect(root);
     let was_active = systemd.is_active(name);
     activate(root, &rec, &systemd)?;
+    // Only now that the new deployment is committed: the old host files.
+    hostfs::remove(root, &cur.host_files, &rec.host_files);
+    crate::failpoint!("update.old-hostfs-removed");
     let mut sw = Switched {
         from: cur.deployment.clone(),
         to: rec.deployment.clone(),
@@ -137,7 +141,9 @@ pub fn update(
 /// `syscontainer containers rollback NAME`: switch to the other slot, with
 /// the values it was installed with, and restart if running.
 pub fn rollback(root: &Root, name: &str) -> Result<Switched, DeployError> {
+    let _lock = slots::lock(root, name)?;
     let (cur, _) = Record::load(root, name)?;
+    slots::sync_link(root, &cur)?;
     let other = 1 - slot_of(&cur.deployment);
     let logical = slot_path(name, other);
     let dir = root.join(&logical);
@@ -165,6 +171,7 @@ pub fn rollback(root: &Root, name: &str) -> Result<Switched, DeployError> {
     };
     let systemd = Systemd::detect(root);
     let was_active = systemd.is_active(name);
+    crate::failpoint!("rollback.checked");
     activate(root, &rec, &systemd)?;
     if was_active && !rec.no_container_service {
         systemd.unit("restart", name)?;
@@ -179,6 +186,7 @@ pub fn rollback(root: &Root, name: &str) -> Result<Switched, DeployError> {
 /// `syscontainer enable|disable NAME`: boot activation, in the record.
 /// Returns `false` when nothing changed.
 pub fn set_enabled(root: &Root, name: &str, enabled: bool) -> Result<bool, DeployError> {
+    let _lock = slots::lock(root, name)?;
     let (mut rec, _) = Record::load(root, name)?;
     if rec.enabled == enabled {
         return Ok(false);

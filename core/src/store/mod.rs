@@ -735,6 +735,7 @@ impl Store {
                         dest: dest.to_path_buf(),
                         source,
                     })?;
+                crate::failpoint!("checkout.layer");
             }
             syncfs(dest)
         })();
@@ -1114,8 +1115,10 @@ impl Store {
                 .collect()
         };
         for n in &victims {
+            crate::failpoint!("delete.before-ref");
             self.set_ref_now(&names::branch_for_image(n), None)?;
         }
+        crate::failpoint!("delete.done");
         Ok(victims)
     }
 
@@ -1144,9 +1147,17 @@ impl Store {
         let _l = self.lock(LockMode::Exclusive)?;
         let mut report = PruneReport::default();
         for l in self.dangling_layers()? {
+            crate::failpoint!("prune.before-layer-ref");
             self.set_ref_now(&names::branch_for_layer(&l.digest), None)?;
             report.layers.push(l.digest);
         }
+        crate::failpoint!("prune.refs-removed");
+        // Our commits that no ref names go first, one unlink each: libostree
+        // deletes unreachable objects in no particular order, and a prune
+        // killed half-way must not leave a commit whose tree is gone (fsck
+        // fails on it). Loose trees and files without a commit are harmless.
+        self.delete_orphan_commits()?;
+        crate::failpoint!("prune.orphan-commits-deleted");
         let (total, pruned, freed) = self
             .repo
             .prune(
@@ -1155,10 +1166,43 @@ impl Store {
                 gio::Cancellable::NONE,
             )
             .map_err(|source| StoreError::Prune { source })?;
+        crate::failpoint!("prune.done");
         report.objects_total = total;
         report.objects_pruned = pruned;
         report.bytes_freed = freed;
         Ok(report)
+    }
+
+    /// Delete the commit objects of layers and images (our metadata) that no
+    /// ref points at. Ours have no parents, so no other commit reaches them.
+    fn delete_orphan_commits(&self) -> Result<(), StoreError> {
+        let err = |source| StoreError::Prune { source };
+        let targets: BTreeSet<String> = self
+            .repo
+            .list_refs(None, gio::Cancellable::NONE)
+            .map_err(|source| StoreError::ListRefs { source })?
+            .into_values()
+            .collect();
+        let commits = self
+            .repo
+            .list_commit_objects_starting_with(None, gio::Cancellable::NONE)
+            .map_err(err)?;
+        let mut commits: Vec<String> = commits.into_iter().map(|c| c.to_string()).collect();
+        commits.sort();
+        for c in commits {
+            if targets.contains(&c) {
+                continue;
+            }
+            let Ok(d) = self.commit_meta(&c, "prune") else {
+                continue;
+            };
+            if d.contains(META_LAYER) || d.contains(META_MANIFEST) {
+                self.repo
+                    .delete_object(ostree::ObjectType::Commit, &c, gio::Cancellable::NONE)
+                    .map_err(err)?;
+            }
+        }
+        Ok(())
     }
 
     /// Image names by ID, for callers that map records to images.

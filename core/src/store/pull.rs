@@ -182,6 +182,7 @@ pub fn pull(
     let image_ref = names::branch_for_image(&name);
     let repo = store.repo();
     let _lock = store.lock(LockMode::Exclusive)?;
+    crate::failpoint!("pull.locked");
 
     let mut report = PullReport {
         name: name.clone(),
@@ -221,6 +222,7 @@ pub fn pull(
     }
 
     let txn = Txn::begin(repo)?;
+    crate::failpoint!("pull.txn-begun");
     let mut this_pull: HashMap<String, String> = HashMap::new();
     for (i, (d, diff_id)) in img.layers.iter().zip(&img.diff_ids).enumerate() {
         if this_pull.contains_key(&d.digest) {
@@ -243,6 +245,7 @@ pub fn pull(
         }
         progress.layer_started(i, d);
         let (commit, stats, read) = fetch_layer(repo, src, &desc, &name, i, d, diff_id, progress)?;
+        crate::failpoint!("pull.layer-written");
         repo.transaction_set_ref(None, &names::branch_for_layer(&d.digest), Some(&commit));
         this_pull.insert(d.digest.clone(), commit);
         report.layers_fetched += 1;
@@ -277,8 +280,10 @@ pub fn pull(
     meta.insert(META_CONFIG, config);
     meta.insert(META_NAME, name.clone());
     let commit = write_commit(repo, &name, &meta, &root)?;
+    crate::failpoint!("pull.image-commit-written");
     repo.transaction_set_ref(None, &image_ref, Some(&commit));
     txn.commit()?;
+    crate::failpoint!("pull.committed");
     report.commit = commit;
     progress.finished(&report);
     Ok(report)
