@@ -1,43 +1,14 @@
-//! Branch names for images and layers, atomic-compatible.
-//!
-//! TEMPORARY: `crate::imgref` (worktree `source`) provides
-//! `branch_for_image`, `branch_for_layer` and `unescape`. This private copy
-//! exists only so that the store branch compiles on its own; at merge time,
-//! replace the bodies below with calls to `crate::imgref` (the signatures
-//! match) and delete this file's tests.
+//! Branch names for images and layers, atomic-compatible: thin wrappers
+//! over [`crate::imgref`], which owns the escaping rules.
+
+use crate::imgref;
 
 /// Prefix of every branch the store owns.
-pub(crate) const PREFIX: &str = "ociimage/";
+pub(crate) const PREFIX: &str = imgref::BRANCH_PREFIX;
 
-/// Escape a name: bytes outside `[A-Za-z0-9.-]` become `_XX` (upper-case hex).
-pub(crate) fn escape(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() * 2);
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'.' || b == b'-' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("_{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Reverse of [`escape`]; `None` when the input is not a valid escape.
+/// Reverse of the branch escaping; `None` when the input is not a valid escape.
 pub(crate) fn unescape(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'_' {
-            let h = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(h, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    imgref::unescape(s).ok()
 }
 
 /// `name` with `:latest` appended when it has neither a tag nor a digest.
@@ -46,13 +17,13 @@ pub(crate) fn with_tag(name: &str) -> String {
     if last.contains(':') || name.contains('@') {
         name.to_string()
     } else {
-        format!("{name}:latest")
+        format!("{name}:{}", imgref::DEFAULT_TAG)
     }
 }
 
 /// `ociimage/<escaped name:tag>`.
 pub(crate) fn branch_for_image(name: &str) -> String {
-    format!("{PREFIX}{}", escape(&with_tag(name)))
+    imgref::image_branch(name)
 }
 
 /// `ociimage/<hex>` for `sha256:<hex>`.
