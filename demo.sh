@@ -33,13 +33,15 @@ header() {
     printf '\n%s== %s. %s%s %s[%ss]%s\n' "$B" "$STEPN" "$*" "$R" "$D" "$((SECONDS - DEMO_START))" "$R"
 }
 note() { printf '   %s%s%s\n' "$D" "$*" "$R"; }
-# a command as an admin would type it: safe words as they are, others in '...'
+# shown PROMPT CMD...: a command as an admin would type it: safe words as
+# they are, others in '...'
 shown() {
-    local w out=
+    local w out=$1
+    shift
     for w; do
-        if [[ $w =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then out+=" $w"; else out+=" '${w//\'/\'\\\'\'}'"; fi
+        if [[ $w =~ ^[A-Za-z0-9_./:=@%+,-]+$ || $w == '&&' || $w == \#* ]]; then out+=" $w"; else out+=" '${w//\'/\'\\\'\'}'"; fi
     done
-    printf '%s%s%s\n' "$B" "${out# }" "$R"
+    printf '%s%s%s\n' "$B" "$out" "$R"
 }
 indent() { sed -u 's/^/    /'; }
 
@@ -50,7 +52,7 @@ fi
 
 # --------------------------------------------------------------------- 1
 header "Installing what the demo needs"
-shown "host# . tests/deps.sh && ensure_deps"
+shown "host#" . tests/deps.sh '&&' ensure_deps
 # shellcheck source=tests/deps.sh
 . tests/deps.sh
 ensure_deps 2>&1 | indent
@@ -58,6 +60,23 @@ ensure_deps 2>&1 | indent
 [ -x "$HOME/.cargo/bin/cargo" ] && ! command -v cargo >/dev/null && export PATH="$HOME/.cargo/bin:$PATH"
 note "apt packages and cargo are present"
 
+# The guest's root (its image store, the registry's storage) goes on a tmpfs
+# when there is memory to spare: pulling is faster (no fsync) and the teardown
+# is an unmount. DEMO_TMPFS=0 keeps it on disk, under /tmp.
+DEMO_TMPFS_DIR=
+avail_kb=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo 2>/dev/null)
+if [ "${DEMO_TMPFS:-1}" != 0 ] && [ -z "${SYSTEST_KEEP:-}" ] && [ "${avail_kb:-0}" -gt 3000000 ]; then
+    DEMO_TMPFS_DIR=$(mktemp -d /tmp/syscontainer-demo.XXXXXX) || exit 1
+    if mount -t tmpfs -o size=2g,mode=0755 syscontainer-demo "$DEMO_TMPFS_DIR"; then
+        export SYSTEST_WORKDIR=$DEMO_TMPFS_DIR
+    else
+        rmdir "$DEMO_TMPFS_DIR"
+        DEMO_TMPFS_DIR=
+    fi
+fi
+# the logs stay on disk, and are kept if the demo fails
+SYSTEST_RESULTS=$(mktemp -d /tmp/syscontainer-demo-logs.XXXXXX) || exit 1
+export SYSTEST_RESULTS
 # From here on the system-test harness (tests/system/lib.sh) owns the
 # teardown: an EXIT trap stops the guest, kills what is left in its cgroups,
 # and removes the guest root, whatever happens.
@@ -71,9 +90,13 @@ step_failed() { die "$*"; }
 # shellcheck disable=SC2317  # called by lib.sh's EXIT trap
 systest_report() {
     local t=$((SECONDS - DEMO_START))
+    rmdir "$WORK" 2>/dev/null
+    if [ -n "$DEMO_TMPFS_DIR" ]; then
+        umount "$DEMO_TMPFS_DIR" 2>/dev/null || umount -l "$DEMO_TMPFS_DIR"
+        rmdir "$DEMO_TMPFS_DIR"
+    fi
     if [ "$FAILS" -eq 0 ]; then
-        rm -rf "$RESULTS"
-        rmdir "$WORK" 2>/dev/null
+        rm -rf "$SYSTEST_RESULTS"
         printf '\n%sThe demo passed in %s s.%s The guest, its registry and everything they held are gone.\n' "$B" "$t" "$R"
         printf '\n%sNext:%s README.md, section "Using it on a real host":\n' "$B" "$R"
         printf '    make && make install      # or: packaging/build-deb.sh && dpkg -i target/deb/syscontainer_*.deb\n'
@@ -88,7 +111,7 @@ systest_report() {
 }
 # run_host CMD...: show "host# CMD", run it on the host, output indented
 run_host() {
-    shown "host# $*"
+    shown "host#" "$@"
     "$@" 2>&1 | indent
     local rc=${PIPESTATUS[0]}
     [ "$rc" = 0 ] || step_failed "'$*' failed (exit $rc)"
@@ -107,7 +130,7 @@ FIX=$SYSCONTAINER_FIXTURES
 
 # --------------------------------------------------------------------- 2
 header "Building syscontainer"
-shown "host# make build"
+shown "host#" make build
 note "release build of syscontainer, syscontainer-exec, syscontainer-generator (a few minutes the first time)"
 t=$SECONDS
 make build >"$RESULTS/build.log" 2>&1 ||
@@ -129,7 +152,7 @@ note "systemd-nspawn --boot: real systemd as PID 1, the host's /usr as an overla
 setup_guest
 install_into_guest
 guest_registry_prepare tls
-boot || step_failed "the guest did not boot (console: $RESULTS/console-boot1.log)"
+boot --quiet || step_failed "the guest did not boot (console: $RESULTS/console-boot1.log)"
 run_g systemctl is-system-running
 ok
 
@@ -137,10 +160,10 @@ ok
 header "Starting a local registry and pushing the image to it"
 note "Debian's docker-registry with a test CA, on the guest's 127.0.0.1; the CA is in the guest's"
 note "/etc/containers/certs.d/$GREG_ADDR/, where syscontainer looks for it"
-shown "guest# systemd-run --unit=$GREG_UNIT docker-registry serve $GREG_DIR/config.yml"
+shown "guest#" systemd-run --unit="$GREG_UNIT" docker-registry serve "$GREG_DIR/config.yml"
 guest_registry_start 2>&1 | indent
 [ "${PIPESTATUS[0]}" = 0 ] || step_failed "the registry did not start in the guest"
-shown "host# skopeo copy oci:$FIX/oci:etcd docker://$GREG_ADDR/sctest/etcd:latest"
+shown "host#" nsenter --net=/proc/GUEST-PID1/ns/net skopeo copy "oci:$FIX/oci:etcd" "docker://$GREG_ADDR/sctest/etcd:latest"
 REF=$(guest_registry_push etcd sctest/etcd:latest 2> >(indent)) || step_failed "pushing the etcd image failed"
 ok
 
@@ -155,9 +178,10 @@ ok
 
 # --------------------------------------------------------------------- 7
 header "etcd is running under systemd"
-run_g systemctl status --no-pager --lines=5 etcd
 wait_for 30 g runc exec etcd etcdctl endpoint health >/dev/null 2>&1 ||
     step_failed "etcd does not answer (runc exec etcd etcdctl endpoint health)"
+note "runc runs the container in a sub-cgroup of the unit's own (Delegate=yes): systemd sees etcd"
+run_g systemctl status --no-pager --lines=5 etcd
 run_g runc exec etcd etcdctl put "$KEY" "$VALUE"
 run_g runc exec etcd etcdctl get "$KEY"
 got=$(g runc exec etcd etcdctl get --print-value-only "$KEY")
@@ -180,7 +204,7 @@ ok
 # --------------------------------------------------------------------- 9
 header "Tearing down"
 run_g systemctl stop etcd
-shown "host# kill -s RTMIN+4 <guest PID 1>    # poweroff"
+shown "host#" kill -s RTMIN+4 GUEST-PID1 '# poweroff'
 shutdown_guest || step_failed "the guest did not power off cleanly"
 note "removing the guest root and its cgroups"
 ok
