@@ -23,8 +23,9 @@ ensure_deps() {
   if [ ${#missing[@]} -gt 0 ]; then
     echo ">>> apt-get install ${missing[*]}"
     [ "$(id -u)" = 0 ] || { echo "run as root to install packages" >&2; return 1; }
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt-get update -qq || { echo "apt-get update failed" >&2; return 1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+      { echo "apt-get install ${missing[*]} failed" >&2; return 1; }
   fi
   if ! command -v cargo >/dev/null; then
     [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"

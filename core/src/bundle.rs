@@ -482,23 +482,33 @@ pub fn tmpfiles_empty(text: &str) -> bool {
 /// The cgroup for the container: a `container` sub-cgroup of the unit's own,
 /// so systemd accounts for it and stopping the unit stops it (needs
 /// `Delegate=yes`). `proc_self_cgroup` is the text of `/proc/self/cgroup`.
-/// Uses the unified (`0::`) line on a unified host, else the `name=systemd`
-/// one; `None` unless the caller runs in a `.service` cgroup.
+/// `None` unless the caller runs in a `.service` cgroup.
+///
+/// The unit's cgroup is the unified (`0::`) path when that is a `.service`
+/// (unified and hybrid hosts), else the `name=systemd` one (legacy hosts).
+/// The number of lines says nothing about the mode: a systemd that runs with
+/// the unified hierarchy on a kernel that also has v1 hierarchies mounted
+/// somewhere (a container such as systemd-nspawn with
+/// `SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1` on a hybrid host) sees all the v1
+/// lines, with `/` as their paths, and its units only in the `0::` line.
 pub fn cgroups_path(proc_self_cgroup: &str) -> Option<String> {
-    let lines: Vec<&str> = proc_self_cgroup.lines().filter(|l| !l.is_empty()).collect();
-    let unified = lines.len() == 1 && lines[0].starts_with("0::");
-    let path = lines.iter().find_map(|l| {
-        let mut it = l.splitn(3, ':');
-        let (_, ctrl, path) = (it.next()?, it.next()?, it.next()?);
-        let want = if unified { "" } else { "name=systemd" };
-        (ctrl == want).then_some(path)
-    })?;
-    let last = path.rsplit('/').next().unwrap_or("");
-    if last.ends_with(".service") {
-        Some(format!("{path}/container"))
-    } else {
-        None
-    }
+    let path_of = |want: &str| {
+        proc_self_cgroup.lines().find_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let (_, ctrl, path) = (it.next()?, it.next()?, it.next()?);
+            (ctrl == want).then_some(path)
+        })
+    };
+    let is_service = |p: &&str| {
+        p.starts_with('/')
+            && p.rsplit('/')
+                .next()
+                .is_some_and(|l| l.ends_with(".service"))
+    };
+    let path = path_of("")
+        .filter(is_service)
+        .or_else(|| path_of("name=systemd").filter(is_service))?;
+    Some(format!("{path}/container"))
 }
 
 /// A rendered bundle on disk.
@@ -603,6 +613,32 @@ mod tests {
         );
         let host = "9:name=systemd:/\n8:pids:/\n0::/\n";
         assert_eq!(cgroups_path(host), None);
+    }
+
+    #[test]
+    fn cgroup_unified_systemd_on_a_kernel_with_v1_hierarchies() {
+        // systemd-nspawn with SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 on a hybrid
+        // host: the guest's systemd uses cgroup v2 only, but /proc/self/cgroup
+        // still lists the kernel's v1 hierarchies, all at "/".
+        let guest =
+            "9:name=systemd:/\n8:pids:/\n4:memory:/\n1:cpu:/\n0::/system.slice/etcd.service\n";
+        assert_eq!(
+            cgroups_path(guest).as_deref(),
+            Some("/system.slice/etcd.service/container")
+        );
+        // legacy (v1 only): the unit is in the name=systemd hierarchy
+        let legacy = "9:name=systemd:/system.slice/b.service\n1:cpu:/system.slice\n";
+        assert_eq!(
+            cgroups_path(legacy).as_deref(),
+            Some("/system.slice/b.service/container")
+        );
+        // a legacy host whose unified line is the root: still name=systemd
+        let legacy2 = "9:name=systemd:/system.slice/b.service\n0::/\n";
+        assert_eq!(
+            cgroups_path(legacy2).as_deref(),
+            Some("/system.slice/b.service/container")
+        );
+        assert_eq!(cgroups_path("9:name=systemd:/\n0::/init.scope\n"), None);
     }
 
     fn ro(extra: Value) -> Value {

@@ -30,6 +30,10 @@
 #   boot / shutdown_guest / kill_guest
 #   kmsg_mark / kmsg_since  the kernel log from a point on (see below)
 #   install_into_guest  install the project, see the comment above it
+#   systest_report      if the script defines it, the EXIT trap calls it after
+#                       the cleanup instead of printing the PASS/FAIL summary
+#                       (FAILS, PASSES, RESULTS are set; the exit status stays
+#                       1 if any check failed)
 #
 # Environment (all optional):
 #   GENERATOR, EXEC_HELPER, SYSCONTAINER  binaries to install (see install_into_guest)
@@ -234,9 +238,13 @@ _teardown() {
     rmdir "$WORK" 2>/dev/null   # empty unless the results or a kept root are in it
     [ $FAILS -eq 0 ] && [ $PASSES -eq 0 ] && [ $rc -eq 0 ] && fail "no check ran"
     [ $rc -ne 0 ] && [ $FAILS -eq 0 ] && fail "test script exited with status $rc"
-    log "$TEST_NAME: $PASSES passed, $FAILS failed, $(ms_since "$_T0") ms; logs in $RESULTS"
-    if [ $FAILS -eq 0 ]; then echo "RESULT $TEST_NAME: PASS"; else echo "RESULT $TEST_NAME: FAIL"; fi |
-        tee -a "$RESULTS/summary.txt" >&"$SYSTEST_OUT"
+    if declare -F systest_report >/dev/null; then
+        systest_report   # a script's own final report (demo.sh), after the cleanup
+    else
+        log "$TEST_NAME: $PASSES passed, $FAILS failed, $(ms_since "$_T0") ms; logs in $RESULTS"
+        if [ $FAILS -eq 0 ]; then echo "RESULT $TEST_NAME: PASS"; else echo "RESULT $TEST_NAME: FAIL"; fi |
+            tee -a "$RESULTS/summary.txt" >&"$SYSTEST_OUT"
+    fi
     exit $((FAILS > 0))
 }
 trap _teardown EXIT
