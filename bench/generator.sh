@@ -43,6 +43,28 @@ hyperfine --warmup 3 --runs 30 --export-json "$B/h.json" \
   -n fstab-1000 "rm -rf $B/out; mkdir $B/out; SYSTEMD_FSTAB=$B/fstab SYSTEMD_PROC_CMDLINE= $FSTAB_GEN $B/out $B/out $B/out" \
   -n shell-baseline "rm -rf $B/out; mkdir $B/out" >/dev/null
 
+# CPU time (user+sys) per run, from getrusage: much less sensitive than wall
+# time to other load on the machine.
+cpu() {  # cpu ENV-ASSIGNMENT... -- CMD...
+  python3 - "$B/out" "$@" <<'PY'
+import os, resource, shutil, subprocess, sys
+out, args = sys.argv[1], sys.argv[2:]
+i = args.index("--"); env = dict(os.environ, **dict(a.split("=", 1) for a in args[:i])); cmd = args[i+1:]
+runs = 30
+t = 0.0
+for _ in range(runs):
+    shutil.rmtree(out, ignore_errors=True); os.mkdir(out)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t += (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+print("%.3f" % (t / runs * 1e3))
+PY
+}
+CPU_OURS_10=$(cpu SYSCONTAINER_ROOT=$B/r10 -- "$GEN" "$B/out")
+CPU_OURS=$(cpu SYSCONTAINER_ROOT=$B/r1000 -- "$GEN" "$B/out")
+CPU_FSTAB=$(cpu SYSTEMD_FSTAB=$B/fstab SYSTEMD_PROC_CMDLINE= -- "$FSTAB_GEN" "$B/out" "$B/out" "$B/out")
+
 rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
 rm -rf "$B/out"; mkdir "$B/out"
 RSS_OURS=$(SYSCONTAINER_ROOT=$B/r1000 rss "$GEN" "$B/out")
@@ -50,7 +72,7 @@ rm -rf "$B/out"; mkdir "$B/out"
 RSS_FSTAB=$(SYSTEMD_FSTAB=$B/fstab rss "$FSTAB_GEN" "$B/out" "$B/out" "$B/out")
 UNITS=$(ls "$B/out" | wc -l)
 
-python3 - "$B/h.json" "$RSS_OURS" "$RSS_FSTAB" <<'PY'
+python3 - "$B/h.json" "$RSS_OURS" "$RSS_FSTAB" "$CPU_OURS_10" "$CPU_OURS" "$CPU_FSTAB" "$(cut -d' ' -f1 /proc/loadavg)" <<'PY'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
 base = r["shell-baseline"]["mean"]
@@ -62,6 +84,12 @@ print("  syscontainer-generator, 1000 records: %7.2f ms  (%.1f us/entry)" % (o10
 print("  systemd-fstab-generator, 1000 entries: %7.2f ms  (%.1f us/entry)" % (f1000*1e3, f1000*1e6/1000))
 print("  ratio per entry (ours / fstab-generator), 1000: %.2fx" % (o1000 / f1000))
 print("  peak RSS: ours %s KiB, fstab-generator %s KiB" % (sys.argv[2], sys.argv[3]))
+c10, c1000, cf = float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+print("CPU time (user+sys, getrusage, mean of 30 runs; load average %s):" % sys.argv[7])
+print("  syscontainer-generator,   10 records: %7.2f ms" % c10)
+print("  syscontainer-generator, 1000 records: %7.2f ms  (%.1f us/entry)" % (c1000, c1000 * 1e3 / 1000))
+print("  systemd-fstab-generator, 1000 entries: %7.2f ms  (%.1f us/entry)" % (cf, cf * 1e3 / 1000))
+print("  ratio per entry (ours / fstab-generator), 1000: %.2fx" % (c1000 / cf))
 PY
 echo "  ldd $GEN:"; ldd "$GEN" | sed 's/^/    /'
 if ldd "$GEN" | grep -Eq 'ostree|ssl|tls|gnutls|crypto'; then echo "  FAIL: generator links libostree or TLS"; exit 1; fi

@@ -68,18 +68,25 @@ fn template_file_name(rec: &Record) -> &'static str {
 }
 
 /// Escape a value for a unit file line whose key is `key`.
-fn escape_value(key: &str, val: &str) -> Result<String, String> {
-    if let Some(c) = val.chars().find(|c| c.is_control()) {
-        return Err(format!(
-            "contains the control character {:?}, which would change the structure of the unit",
-            c
-        ));
+fn escape_value<'v>(key: &str, val: &'v str) -> Result<Cow<'v, str>, String> {
+    let exec = key.starts_with("Exec");
+    let mut special = false;
+    for c in val.chars() {
+        if c.is_control() {
+            return Err(format!(
+                "contains the control character {c:?}, which would change the structure of the unit"
+            ));
+        }
+        special |= c == '%' || (exec && c == '$');
+    }
+    if !special {
+        return Ok(Cow::Borrowed(val));
     }
     let mut out = val.replace('%', "%%");
-    if key.starts_with("Exec") {
+    if exec {
         out = out.replace('$', "$$");
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 /// The key of a `Key=value` line, if it is one.
@@ -98,26 +105,32 @@ fn render_template(rec: &Record, vars: &Vars, source: &Path) -> Result<String, U
         .as_deref()
         .unwrap_or(DEFAULT_SERVICE_TEMPLATE);
     let file = template_file_name(rec);
-    let record = source.display().to_string();
+    let record = || source.display().to_string();
     let mut out = String::with_capacity(text.len() + 256);
+    let mut last_var = String::new();
     for line in text.split_inclusive('\n') {
         let body = line.trim_end_matches('\n').trim_end_matches('\r');
+        if !body.contains('$') {
+            out.push_str(body);
+            out.push('\n');
+            continue;
+        }
         let key = line_key(body);
-        let mut last_var = String::new();
         let rendered = template::render_with(file, body, |v| {
-            last_var = v.to_string();
+            last_var.clear();
+            last_var.push_str(v);
             match vars.get(v) {
                 None => Ok(None),
-                Some(val) => escape_value(key, val).map(|s| Some(Cow::Owned(s))),
+                Some(val) => escape_value(key, val).map(Some),
             }
         })
         .map_err(|source| UnitError::Template {
-            record: record.clone(),
+            record: record(),
             source,
         })?;
         if rendered != body {
             let structure = |what| UnitError::Structure {
-                record: record.clone(),
+                record: record(),
                 var: last_var.clone(),
                 what,
             };
@@ -147,105 +160,73 @@ fn unit_path(p: &str) -> Option<String> {
 
 /// Render the unit for a record found at logical path `source`.
 pub fn render(rec: &Record, source: &Path) -> Result<String, UnitError> {
+    use std::fmt::Write as _;
     let vars = Vars::for_record(rec);
     let body = render_template(rec, &vars, source)?;
+    let src = source.display().to_string();
 
+    // One pass to learn the sections, and whether [Service] chooses a Type=.
+    let is_header = |t: &str| t.starts_with('[') && t.ends_with(']');
+    let (mut section, mut has_unit, mut has_service, mut has_type) = ("", false, false, false);
+    for l in body.lines() {
+        let t = l.trim();
+        if is_header(t) {
+            section = t;
+            has_unit |= t == "[Unit]";
+            has_service |= t == "[Service]";
+        } else if section == "[Service]" && line_key(l) == "Type" {
+            has_type = true;
+        }
+    }
+    if !has_service {
+        return Err(UnitError::NoService { record: src });
+    }
+
+    let mut unit_lines = format!("SourcePath={}\n", src.replace('%', "%%"));
     let mounts: Vec<String> = [Some(rec.deployment.as_str()), rec.repo.as_deref()]
         .into_iter()
         .flatten()
         .filter_map(unit_path)
         .collect();
-    let mut unit_lines = vec![format!(
-        "SourcePath={}",
-        source.display().to_string().replace('%', "%%")
-    )];
     if !mounts.is_empty() {
-        unit_lines.push(format!("RequiresMountsFor={}", mounts.join(" ")));
+        let _ = writeln!(unit_lines, "RequiresMountsFor={}", mounts.join(" "));
     }
-    unit_lines.push(format!("PartOf={}", paths::CONTAINERS_TARGET));
+    let _ = writeln!(unit_lines, "PartOf={}", paths::CONTAINERS_TARGET);
+    let service_lines = if has_type {
+        "Delegate=yes\n"
+    } else {
+        "Type=exec\nDelegate=yes\n"
+    };
 
-    let mut sections = split_sections(&body);
-    let service = sections
-        .iter()
-        .position(|s| s.name == "[Service]")
-        .ok_or_else(|| UnitError::NoService {
-            record: source.display().to_string(),
-        })?;
-    let has_type = sections[service]
-        .lines
-        .iter()
-        .any(|l| line_key(l) == "Type");
-    let mut service_lines = Vec::new();
-    if !has_type {
-        service_lines.push("Type=exec".to_string());
-    }
-    service_lines.push("Delegate=yes".to_string());
-    sections[service].prepend(service_lines);
-    match sections.iter().position(|s| s.name == "[Unit]") {
-        Some(i) => sections[i].prepend(unit_lines),
-        None => sections.insert(
-            0,
-            Section {
-                name: "[Unit]".to_string(),
-                lines: unit_lines,
-            },
-        ),
-    }
-
-    let mut out = format!(
-        "# Automatically generated by {GENERATOR_NAME} from {}\n# Edit the record with syscontainer, not this file.\n",
-        source.display()
+    let mut out = String::with_capacity(body.len() + unit_lines.len() + 160);
+    let _ = writeln!(
+        out,
+        "# Automatically generated by {GENERATOR_NAME} from {src}\n# Edit the record with syscontainer, not this file."
     );
-    for s in &sections {
-        if !s.name.is_empty() {
-            out.push_str(&s.name);
-            out.push('\n');
+    if !has_unit {
+        out.push_str("[Unit]\n");
+        out.push_str(&unit_lines);
+    }
+    let (mut seen_header, mut unit_done, mut service_done) = (false, false, false);
+    for l in body.lines() {
+        let t = l.trim();
+        if !seen_header && !is_header(t) && t.is_empty() {
+            continue; // blank lines before the first section
         }
-        for l in &s.lines {
-            out.push_str(l);
-            out.push('\n');
+        out.push_str(l);
+        out.push('\n');
+        if is_header(t) {
+            seen_header = true;
+            if t == "[Unit]" && !unit_done {
+                out.push_str(&unit_lines);
+                unit_done = true;
+            } else if t == "[Service]" && !service_done {
+                out.push_str(service_lines);
+                service_done = true;
+            }
         }
     }
     Ok(out)
-}
-
-/// A unit section: its header line (empty for text before the first header)
-/// and its lines.
-struct Section {
-    name: String,
-    lines: Vec<String>,
-}
-
-impl Section {
-    fn prepend(&mut self, mut lines: Vec<String>) {
-        lines.append(&mut self.lines);
-        self.lines = lines;
-    }
-}
-
-fn split_sections(text: &str) -> Vec<Section> {
-    let mut out = vec![Section {
-        name: String::new(),
-        lines: Vec::new(),
-    }];
-    for line in text.lines() {
-        let t = line.trim();
-        if t.starts_with('[') && t.ends_with(']') {
-            out.push(Section {
-                name: t.to_string(),
-                lines: Vec::new(),
-            });
-        } else {
-            out.last_mut()
-                .expect("never empty")
-                .lines
-                .push(line.to_string());
-        }
-    }
-    if out[0].lines.iter().all(|l| l.trim().is_empty()) {
-        out.remove(0);
-    }
-    out
 }
 
 /// Quote one argument for an `ExecStart=` line: double quotes with C escapes,

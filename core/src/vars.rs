@@ -47,62 +47,66 @@ pub enum VarsError {
     Control { var: String },
 }
 
-/// Resolved variables.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Vars {
-    map: BTreeMap<String, String>,
+/// The variables of one record, resolved on lookup (no map is built: the
+/// generator resolves thousands of records at boot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vars<'a> {
+    rec: &'a Record,
+    exec_start: String,
+    exec_stop: String,
+    exec_cleanup: String,
+    pidfile: String,
+    host_uid: String,
+    host_gid: String,
 }
 
-impl Vars {
+impl<'a> Vars<'a> {
+    /// The variables for a record.
+    pub fn for_record(rec: &'a Record) -> Vars<'a> {
+        let (helper, name) = (paths::EXEC_HELPER, rec.name.as_str());
+        Vars {
+            rec,
+            exec_start: format!("{helper} run {name}"),
+            exec_stop: format!("{helper} stop {name}"),
+            exec_cleanup: format!("{helper} cleanup {name}"),
+            pidfile: format!("/run/container-{name}.pid"),
+            host_uid: rec.host_uid.to_string(),
+            host_gid: rec.host_gid.to_string(),
+        }
+    }
+
+    /// The value of `k`: a fixed variable, else a `--set` value, else a
+    /// manifest default, else an overridable built-in.
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.map.get(k).map(String::as_str)
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.map.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-
-    /// Resolve all variables for a record.
-    pub fn for_record(rec: &Record) -> Vars {
-        let mut map = BTreeMap::new();
-        let name = rec.name.as_str();
-        let builtins = [
-            ("RUN_DIRECTORY", "/run".to_string()),
-            ("STATE_DIRECTORY", "/var/lib".to_string()),
-            ("CONF_DIRECTORY", "/etc".to_string()),
-            ("PIDFILE", format!("/run/container-{name}.pid")),
-            ("UUID", rec.uuid.clone()),
-            ("RUNTIME", rec.runtime.clone()),
-        ];
-        for (k, v) in builtins {
-            map.insert(k.to_string(), v);
+        let rec = self.rec;
+        let fixed = match k {
+            "DESTDIR" => Some(rec.deployment.as_str()),
+            "NAME" => Some(rec.name.as_str()),
+            "EXEC_START" => Some(self.exec_start.as_str()),
+            "EXEC_STOP" => Some(self.exec_stop.as_str()),
+            "EXEC_STARTPRE" | "EXEC_STOPPOST" => Some(self.exec_cleanup.as_str()),
+            "HOST_UID" => Some(self.host_uid.as_str()),
+            "HOST_GID" => Some(self.host_gid.as_str()),
+            "IMAGE_ID" => Some(rec.image_id.as_str()),
+            "IMAGE_NAME" => Some(rec.image.as_str()),
+            _ => None,
+        };
+        if fixed.is_some() {
+            return fixed;
         }
-        for (k, v) in rec.default_values.iter().chain(rec.values.iter()) {
-            map.insert(k.clone(), v.clone());
+        if let Some(v) = rec.values.get(k).or_else(|| rec.default_values.get(k)) {
+            return Some(v.as_str());
         }
-        if !map.contains_key("ALL_PROCESS_CAPABILITIES") {
-            map.insert(
-                "ALL_PROCESS_CAPABILITIES".into(),
-                all_capabilities().to_string(),
-            );
+        match k {
+            "RUN_DIRECTORY" => Some("/run"),
+            "STATE_DIRECTORY" => Some("/var/lib"),
+            "CONF_DIRECTORY" => Some("/etc"),
+            "PIDFILE" => Some(self.pidfile.as_str()),
+            "UUID" => Some(rec.uuid.as_str()),
+            "RUNTIME" => Some(rec.runtime.as_str()),
+            "ALL_PROCESS_CAPABILITIES" => Some(all_capabilities()),
+            _ => None,
         }
-        let helper = paths::EXEC_HELPER;
-        let fixed = [
-            ("DESTDIR", rec.deployment.clone()),
-            ("NAME", name.to_string()),
-            ("EXEC_START", format!("{helper} run {name}")),
-            ("EXEC_STOP", format!("{helper} stop {name}")),
-            ("EXEC_STARTPRE", format!("{helper} cleanup {name}")),
-            ("EXEC_STOPPOST", format!("{helper} cleanup {name}")),
-            ("HOST_UID", rec.host_uid.to_string()),
-            ("HOST_GID", rec.host_gid.to_string()),
-            ("IMAGE_ID", rec.image_id.clone()),
-            ("IMAGE_NAME", rec.image.clone()),
-        ];
-        for (k, v) in fixed {
-            map.insert(k.to_string(), v);
-        }
-        Vars { map }
     }
 }
 
@@ -268,6 +272,26 @@ mod tests {
     }
 
     #[test]
+    fn every_fixed_and_builtin_variable_resolves() {
+        let mut r = rec();
+        for k in FIXED {
+            r.values.insert(k.to_string(), "overridden".into());
+            r.default_values.insert(k.to_string(), "overridden".into());
+        }
+        let v = Vars::for_record(&r);
+        for k in FIXED {
+            let val = v.get(k).unwrap_or_else(|| panic!("{k} unset"));
+            assert_ne!(val, "overridden", "{k} was overridden");
+        }
+        let r = rec();
+        let v = Vars::for_record(&r);
+        for k in OVERRIDABLE {
+            assert!(v.get(k).is_some(), "{k} unset");
+        }
+        assert_eq!(v.get("NOT_A_BUILTIN"), None);
+    }
+
+    #[test]
     fn parse_set_rules() {
         let m = parse_set(&["A=1".into(), "B_2=x=y".into(), "E=".into()]).unwrap();
         assert_eq!(m["A"], "1");
@@ -298,7 +322,8 @@ mod tests {
         let bnd = bounding_set().unwrap();
         let want = (0..=last.min(40)).filter(|i| bnd & (1 << i) != 0).count();
         assert_eq!(caps.matches("CAP_").count(), want);
-        let v = Vars::for_record(&rec());
+        let r = rec();
+        let v = Vars::for_record(&r);
         assert_eq!(v.get("ALL_PROCESS_CAPABILITIES"), Some(caps));
     }
 }
