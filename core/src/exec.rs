@@ -211,7 +211,7 @@ pub fn prepare_run(root: &Root, name: &str) -> Result<Vec<String>, ExecError> {
     }
     let cgroup = fs::read_to_string("/proc/self/cgroup")
         .ok()
-        .and_then(|t| bundle::cgroups_path(&t));
+        .and_then(|t| bundle::cgroups_path(&t, bundle::unified_cgroup_fs()));
     let b = bundle::prepare(root, &rec, cgroup.as_deref())?;
     log::debug!("rendered bundle {}", b.dir.display());
     if let Some(t) = &b.tmpfiles {
