@@ -180,6 +180,22 @@ pub fn render(rec: &Record, source: &Path) -> Result<String, UnitError> {
         service_lines.push("Type=exec".to_string());
     }
     service_lines.push("Delegate=yes".to_string());
+    // Type=exec only waits for the exec of the helper, which then execs
+    // runc: wait for the container itself, if the unit runs one.
+    let runs_container = vars.get("EXEC_START").is_some_and(|start| {
+        let start = start.replace('%', "%%");
+        sections[service]
+            .lines
+            .iter()
+            .any(|l| line_key(l) == "ExecStart" && l.contains(&start))
+    });
+    if !has_type && runs_container {
+        service_lines.push(format!(
+            "ExecStartPost={} wait {}",
+            paths::EXEC_HELPER,
+            rec.name
+        ));
+    }
     sections[service].prepend(service_lines);
     match sections.iter().position(|s| s.name == "[Unit]") {
         Some(i) => sections[i].prepend(unit_lines),
@@ -311,6 +327,12 @@ mod tests {
         assert!(u.contains("\nSourcePath=/etc/syscontainer/containers/web.json\n"));
         assert!(u.contains("\nRequiresMountsFor=/var/lib/containers/atomic/web.0\n"));
         assert!(u.contains("\nType=exec\nDelegate=yes\n"));
+        // systemctl start returns once the container runs, not once the
+        // helper was exec'd
+        assert!(
+            u.contains("\nExecStartPost=/usr/libexec/syscontainer-exec wait web\n"),
+            "{u}"
+        );
         assert!(
             u.contains("\nExecStart=/usr/libexec/syscontainer-exec run web\n")
                 || u.contains("syscontainer-exec run web\n")
@@ -321,6 +343,17 @@ mod tests {
     }
 
     #[test]
+    fn no_wait_without_a_container() {
+        let u = render(
+            &rec(Some("[Service]\nExecStart=/bin/sleep 1\n")),
+            Path::new(SRC),
+        )
+        .unwrap();
+        assert!(u.contains("\nType=exec\n"), "{u}");
+        assert!(!u.contains("ExecStartPost"), "{u}");
+    }
+
+    #[test]
     fn template_type_is_kept() {
         let u = render(
             &rec(Some("[Service]\nType=notify\nExecStart=$EXEC_START\n")),
@@ -328,6 +361,7 @@ mod tests {
         )
         .unwrap();
         assert!(!u.contains("Type=exec"));
+        assert!(!u.contains(" wait web"), "{u}");
         assert!(u.contains("[Service]\nDelegate=yes\nType=notify\n"), "{u}");
         assert!(u.contains("[Unit]\nSourcePath="), "{u}");
     }
