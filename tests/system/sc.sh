@@ -104,11 +104,13 @@ in_unit_cgroup() {
     pid=$(container_pid "$name")
     [[ $pid =~ ^[1-9][0-9]*$ ]] || { echo "no container pid for $name (runc state)"; return 1; }
     ucg=$(prop "$name" ControlGroup)
-    cg=$(g cat "/proc/$pid/cgroup") || return 1
-    echo "unit ControlGroup=$ucg; container pid $pid: /proc/$pid/cgroup = $cg"
+    # the guest has the unified hierarchy: its 0:: line (the host kernel's v1
+    # hierarchies are listed too, at "/")
+    cg=$(g cat "/proc/$pid/cgroup" | grep '^0::') || return 1
+    echo "unit ControlGroup=$ucg; container pid $pid: /proc/$pid/cgroup has $cg"
     [ -n "$ucg" ] || { echo "the unit has no ControlGroup"; return 1; }
     case $cg in
-    "0::$ucg" | "0::$ucg/"*) ;;
+    "0::$ucg/"*) ;;
     *) echo "the container is NOT in its unit's cgroup"; return 1 ;;
     esac
     # systemd sees it as the unit's: `systemctl status` lists the pid

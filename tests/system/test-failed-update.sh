@@ -39,7 +39,7 @@ check "the old version runs again: last data log line is version 1, RECEIVER=Sta
     wait_for 5 sh -c "tail -n 1 '$ROOT/var/lib/web/log' | grep -x 'start version=1 receiver=Stable port=8081'"
 old_after_broken() {
     g journalctl -b -u web -o cat --no-pager |
-        awk '/^broken version/ { b = 1 } b && /^Hello Stable from web \(version 1\)$/ { ok = 1 } { print } END { exit !ok }'
+        awk '/^broken version/ { b = 1 } b && /^Hello Stable from web \(version 1\)/ { ok = 1 } { print } END { exit !ok }'
 }
 check "journal: 'Hello Stable from web (version 1)' after the broken run" old_after_broken
 check "web was restarted (a new container since the update)" not same_ident web "$id0"

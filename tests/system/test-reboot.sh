@@ -52,9 +52,9 @@ for n in c d; do
     check "not enabled $n: no runc state" not g runc state $n
 done
 check "b came back on its updated deployment b.1" prop_is b WorkingDirectory "$CHECKOUTS/b.1"
-check "b came back as version 2 with RECEIVER=Updated" wait_for 5 journal_has b '^Hello Updated from b \(version 2\)$'
-check "a came back with RECEIVER=A" wait_for 5 journal_has a '^Hello A from a \(version 1\)$'
-check "e came back with RECEIVER=E" wait_for 5 journal_has e '^Hello E from e \(version 1\)$'
+check "b came back as version 2 with RECEIVER=Updated" wait_for 5 journal_has b '^Hello Updated from b \(version 2\)'
+check "a came back with RECEIVER=A" wait_for 5 journal_has a '^Hello A from a \(version 1\)'
+check "e came back with RECEIVER=E" wait_for 5 journal_has e '^Hello E from e \(version 1\)'
 check "a's data survived the reboot (two starts in its data log)" \
     test "$(grep -c '^start ' "$ROOT/var/lib/a/log")" = 2
 check "the boot activation came from the generator (a.service generated)" prop_is a UnitFileState generated

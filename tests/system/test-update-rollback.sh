@@ -46,7 +46,7 @@ check "web active after the update" is_active web
 check "web runs on web.1" deployment_is web 1
 check "web was restarted by the update" restarted_since web "$id0"
 check "the container sees RECEIVER=New" wait_for 5 env_has web '^RECEIVER=New$'
-check "journal: 'Hello New from web (version 1)'" wait_for 5 journal_has web '^Hello New from web \(version 1\)$'
+check "journal: 'Hello New from web (version 1)'" wait_for 5 journal_has web '^Hello New from web \(version 1\)'
 check "the old container got SIGTERM (data log)" g grep -x 'got TERM version=1' /var/lib/web/log
 check "UUID kept across the update" uuid_kept
 check "web.0 is still there for a rollback" g test -d $CHECKOUTS/web.0/rootfs
@@ -75,7 +75,7 @@ check "containers update --rebase hello-v2 web" \
 check "web runs on web.1 (hello-v2)" deployment_is web 1
 check "web was restarted by the rebase" restarted_since web "$id2"
 check "the container is version 2, values kept (RECEIVER=Old)" \
-    wait_for 5 journal_has web '^Hello Old from web \(version 2\)$'
+    wait_for 5 journal_has web '^Hello Old from web \(version 2\)'
 id3=$(ident web)
 up_to_date() {
     local out

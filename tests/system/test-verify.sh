@@ -10,7 +10,11 @@
 
 SC_IMAGES="hello hello-v2 tiny"
 sc_setup
+# `man` in the guest (verify checks Documentation=man:...) needs its config
+cp /etc/manpath.config "$ROOT/etc/" || die "cannot copy /etc/manpath.config into the guest"
 check "boot reaches 'running'" boot
+check "the man pages are installed and man finds them" \
+    g man -w syscontainer syscontainer-generator syscontainer-exec syscontainer-record
 check "install web (hello, enabled, started)" sc_install web hello --now
 check "install api (hello-v2, --no-enable)" sc_install api hello-v2 --no-enable --set RECEIVER=Api --set PORT=9090
 check "install plain (tiny: no /exports, built-in templates)" sc_install plain tiny --no-enable
