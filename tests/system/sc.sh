@@ -18,6 +18,9 @@
 # shellcheck source=tests/system/lib.sh
 [ -n "${SYSTEST_DIR:-}" ] || . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# `make install` (install_into_guest) asks cargo for its target dir twice
+# (make -n, make): seconds on a busy machine. Tell it, unless a caller did.
+export TARGET_DIR=${TARGET_DIR:-${CARGO_TARGET_DIR:-$PROJECT_DIR/target}}
 SC_FIXTURES=${SYSCONTAINER_FIXTURES:-/var/tmp/syscontainer-fixtures}
 SC_IMAGES=${SC_IMAGES:-hello hello-v2}   # images a test needs in the guest
 GIMG=/var/tmp/images                     # where they are in the guest
@@ -25,14 +28,14 @@ RECDIR=/etc/syscontainer/containers
 CHECKOUTS=/var/lib/containers/atomic
 GENDIR=/run/systemd/generator
 
-# Build (or find cached) the test images; hello-broken is tiny + the /exports
+# Build (or find cached) the test images; broken is tiny + the /exports
 # in tests/system/images/broken (its process exits 3 at once).
 sc_images() {
     local t need=() i
     t=$(_now)
     for i in $SC_IMAGES; do
         case $i in
-        hello-broken) need+=("hello-broken=$SYSTEST_DIR/images/broken") ;;
+        broken) need+=("broken=$SYSTEST_DIR/images/broken") ;;
         *) need+=("$i") ;;
         esac
     done
