@@ -2,6 +2,7 @@
 # Build the Debian package: packaging/build-deb.sh  ->  target/deb/syscontainer_*.deb
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mkdir -p target
 trap 'rm -f debian' EXIT
 rm -f debian; ln -s packaging/debian debian
 # -d: cargo comes from rustup, not from a Debian package

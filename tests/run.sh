@@ -22,6 +22,8 @@ step "cargo test (with the crash-consistency and concurrency tests: cli/tests/cr
 cargo test --workspace --all-features
 step "systemd-analyze verify on generated units"
 tests/verify-units.sh target/release/syscontainer-generator target/release/syscontainer-exec
+step "Debian package (test-boot-activation installs it with dpkg -i)"
+packaging/build-deb.sh
 step "system tests (systemd in systemd-nspawn)"
 tests/system/run-all.sh
 step "all tests passed in $((SECONDS - T0)) s"

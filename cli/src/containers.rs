@@ -91,9 +91,16 @@ pub struct UpdateArgs {
     /// Set a template variable (repeatable); other values are kept
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// Switch to another image
+    /// Switch to another image: a local image, or any pull source (pulled
+    /// first), as for install
     #[arg(long, value_name = "IMAGE")]
     pub rebase: Option<String>,
+    /// Registry credentials for pulling the --rebase image, USER[:PASSWORD]
+    #[arg(long, value_name = "USER[:PASS]")]
+    pub creds: Option<String>,
+    /// Verify the registry's TLS certificate when pulling
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub tls_verify: bool,
     /// Seconds a restarted unit may take to become active before rolling back
     #[arg(long, default_value_t = 30)]
     pub timeout: u64,
@@ -108,7 +115,7 @@ pub struct UpdateArgs {
 pub fn run(cmd: ContainerCmd, root: &Root) -> Result<()> {
     match cmd {
         ContainerCmd::Install(mut a) => {
-            a.image = pull_if_needed(root, &a)?;
+            a.image = pull_if_needed(root, &a.image, a.creds.clone(), a.tls_verify)?;
             let src = StoreSource::open(root)?;
             let opts = InstallOptions {
                 name: a.name,
@@ -149,28 +156,33 @@ pub fn run(cmd: ContainerCmd, root: &Root) -> Result<()> {
     Ok(())
 }
 
-/// The local image to install: `a.image` itself when it is stored, else the
-/// name it was pulled under.
-fn pull_if_needed(root: &Root, a: &InstallArgs) -> Result<String> {
+/// The local image to install (or rebase to): `image` itself when it is
+/// stored, else the name it was pulled under.
+fn pull_if_needed(
+    root: &Root,
+    image: &str,
+    creds: Option<String>,
+    tls_verify: bool,
+) -> Result<String> {
     let store = syscontainer::store::Store::open(root).context("opening the image store")?;
     let is_source = ["dockertar:", "oci:", "docker:", "docker://", "http:"]
         .iter()
-        .any(|p| a.image.starts_with(p));
-    if !is_source && store.image(&a.image).is_ok() {
-        return Ok(a.image.clone());
+        .any(|p| image.starts_with(p));
+    if !is_source && store.image(image).is_ok() {
+        return Ok(image.to_string());
     }
     let opts = syscontainer::source::SourceOptions {
         root: root.clone(),
-        creds: a.creds.clone(),
+        creds,
         authfile: None,
-        tls_verify: a.tls_verify,
+        tls_verify,
         quiet: false,
     };
-    let mut src = syscontainer::source::open(&a.image, &opts)
-        .with_context(|| format!("opening source '{}'", a.image))?;
+    let mut src = syscontainer::source::open(image, &opts)
+        .with_context(|| format!("opening source '{image}'"))?;
     let mut progress = syscontainer::store::ConsoleProgress::new(false);
     let r = syscontainer::store::pull(&store, src.as_mut(), &mut progress)
-        .with_context(|| format!("pulling {}", a.image))?;
+        .with_context(|| format!("pulling {image}"))?;
     Ok(r.name)
 }
 
@@ -195,10 +207,15 @@ fn set_enabled(root: &Root, name: &str, on: bool) -> Result<()> {
 }
 
 fn update(root: &Root, a: UpdateArgs) -> Result<()> {
+    // --rebase takes any pull source, like install: pulled first
+    let rebase = match a.rebase {
+        Some(img) => Some(pull_if_needed(root, &img, a.creds, a.tls_verify)?),
+        None => None,
+    };
     let src = StoreSource::open(root)?;
     let opts = UpdateOptions {
         set: a.set,
-        rebase: a.rebase,
+        rebase,
         timeout: Duration::from_secs(a.timeout),
     };
     let names: Vec<String> = match a.name {

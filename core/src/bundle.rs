@@ -482,33 +482,36 @@ pub fn tmpfiles_empty(text: &str) -> bool {
 /// The cgroup for the container: a `container` sub-cgroup of the unit's own,
 /// so systemd accounts for it and stopping the unit stops it (needs
 /// `Delegate=yes`). `proc_self_cgroup` is the text of `/proc/self/cgroup`.
-/// `None` unless the caller runs in a `.service` cgroup.
-///
-/// The unit's cgroup is the unified (`0::`) path when that is a `.service`
-/// (unified and hybrid hosts), else the `name=systemd` one (legacy hosts).
-/// The number of lines says nothing about the mode: a systemd that runs with
-/// the unified hierarchy on a kernel that also has v1 hierarchies mounted
-/// somewhere (a container such as systemd-nspawn with
-/// `SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1` on a hybrid host) sees all the v1
-/// lines, with `/` as their paths, and its units only in the `0::` line.
-pub fn cgroups_path(proc_self_cgroup: &str) -> Option<String> {
-    let path_of = |want: &str| {
-        proc_self_cgroup.lines().find_map(|l| {
-            let mut it = l.splitn(3, ':');
-            let (_, ctrl, path) = (it.next()?, it.next()?, it.next()?);
-            (ctrl == want).then_some(path)
-        })
-    };
-    let is_service = |p: &&str| {
-        p.starts_with('/')
-            && p.rsplit('/')
-                .next()
-                .is_some_and(|l| l.ends_with(".service"))
-    };
-    let path = path_of("")
-        .filter(is_service)
-        .or_else(|| path_of("name=systemd").filter(is_service))?;
-    Some(format!("{path}/container"))
+/// `unified` says whether `/sys/fs/cgroup` is cgroup2 (see
+/// [`unified_cgroup_fs`]), which is what runc goes by: then the `0::` line
+/// is used, else the `name=systemd` one. The number of lines in
+/// `/proc/self/cgroup` says nothing: a unified system (e.g. systemd in a
+/// container) on a kernel with v1 hierarchies mounted elsewhere still lists
+/// them all, `name=systemd:/` included. `None` unless the caller runs in a
+/// `.service` cgroup.
+pub fn cgroups_path(proc_self_cgroup: &str, unified: bool) -> Option<String> {
+    let lines: Vec<&str> = proc_self_cgroup.lines().filter(|l| !l.is_empty()).collect();
+    let path = lines.iter().find_map(|l| {
+        let mut it = l.splitn(3, ':');
+        let (_, ctrl, path) = (it.next()?, it.next()?, it.next()?);
+        let want = if unified { "" } else { "name=systemd" };
+        (ctrl == want).then_some(path)
+    })?;
+    let last = path.rsplit('/').next().unwrap_or("");
+    if last.ends_with(".service") {
+        Some(format!("{path}/container"))
+    } else {
+        None
+    }
+}
+
+/// Whether `/sys/fs/cgroup` is a cgroup2 file system (the unified
+/// hierarchy), as runc decides it.
+pub fn unified_cgroup_fs() -> bool {
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .map(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC)
+        .unwrap_or(false)
 }
 
 /// A rendered bundle on disk.
@@ -600,19 +603,33 @@ mod tests {
     #[test]
     fn cgroup_from_unified_and_hybrid() {
         assert_eq!(
-            cgroups_path("0::/system.slice/etcd.service\n").as_deref(),
+            cgroups_path("0::/system.slice/etcd.service\n", true).as_deref(),
             Some("/system.slice/etcd.service/container")
         );
-        assert_eq!(cgroups_path("0::/user.slice/session-1.scope\n"), None);
-        assert_eq!(cgroups_path("0::/\n"), None);
+        assert_eq!(cgroups_path("0::/user.slice/session-1.scope\n", true), None);
+        assert_eq!(cgroups_path("0::/\n", true), None);
         let hybrid =
             "9:name=systemd:/system.slice/a.service\n1:cpu:/\n0::/system.slice/a.service\n";
         assert_eq!(
-            cgroups_path(hybrid).as_deref(),
+            cgroups_path(hybrid, false).as_deref(),
             Some("/system.slice/a.service/container")
         );
         let host = "9:name=systemd:/\n8:pids:/\n0::/\n";
-        assert_eq!(cgroups_path(host), None);
+        assert_eq!(cgroups_path(host, false), None);
+        assert_eq!(cgroups_path(host, true), None);
+    }
+
+    #[test]
+    fn cgroup_of_a_unified_guest_on_a_hybrid_kernel() {
+        // systemd in a container with the unified hierarchy (nspawn), on a
+        // kernel that has v1 hierarchies mounted elsewhere: every hierarchy
+        // is listed, name=systemd at "/", the real one is the 0:: line.
+        let guest = "9:name=systemd:/\n8:pids:/\n1:cpu:/\n0::/system.slice/hello.service\n";
+        assert_eq!(
+            cgroups_path(guest, true).as_deref(),
+            Some("/system.slice/hello.service/container")
+        );
+        assert_eq!(cgroups_path(guest, false), None);
     }
 
     #[test]
@@ -623,22 +640,25 @@ mod tests {
         let guest =
             "9:name=systemd:/\n8:pids:/\n4:memory:/\n1:cpu:/\n0::/system.slice/etcd.service\n";
         assert_eq!(
-            cgroups_path(guest).as_deref(),
+            cgroups_path(guest, true).as_deref(),
             Some("/system.slice/etcd.service/container")
         );
         // legacy (v1 only): the unit is in the name=systemd hierarchy
         let legacy = "9:name=systemd:/system.slice/b.service\n1:cpu:/system.slice\n";
         assert_eq!(
-            cgroups_path(legacy).as_deref(),
+            cgroups_path(legacy, false).as_deref(),
             Some("/system.slice/b.service/container")
         );
         // a legacy host whose unified line is the root: still name=systemd
         let legacy2 = "9:name=systemd:/system.slice/b.service\n0::/\n";
         assert_eq!(
-            cgroups_path(legacy2).as_deref(),
+            cgroups_path(legacy2, false).as_deref(),
             Some("/system.slice/b.service/container")
         );
-        assert_eq!(cgroups_path("9:name=systemd:/\n0::/init.scope\n"), None);
+        assert_eq!(
+            cgroups_path("9:name=systemd:/\n0::/init.scope\n", true),
+            None
+        );
     }
 
     fn ro(extra: Value) -> Value {

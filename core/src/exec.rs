@@ -211,7 +211,7 @@ pub fn prepare_run(root: &Root, name: &str) -> Result<Vec<String>, ExecError> {
     }
     let cgroup = fs::read_to_string("/proc/self/cgroup")
         .ok()
-        .and_then(|t| bundle::cgroups_path(&t));
+        .and_then(|t| bundle::cgroups_path(&t, bundle::unified_cgroup_fs()));
     let b = bundle::prepare(root, &rec, cgroup.as_deref())?;
     log::debug!("rendered bundle {}", b.dir.display());
     if let Some(t) = &b.tmpfiles {
@@ -257,6 +257,43 @@ fn runtime_of(root: &Root, name: &str) -> Result<Runtime, ExecError> {
         Ok((rec, _)) => Ok(Runtime::new(rec.runtime)),
         Err(RecordError::NotFound { .. }) => Ok(Runtime::new(paths::DEFAULT_RUNTIME)),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// `syscontainer-exec wait NAME` (ExecStartPost= of units of `Type=exec`):
+/// return once the container is running, so that `systemctl start` returns
+/// only then and not as soon as `run` was exec'd. Returns early, with
+/// success, when the main process (`$MAINPID`, set by systemd; `main_pid`)
+/// is gone: systemd judges its exit status. No timeout of its own: the
+/// unit's `TimeoutStartSec=` covers it.
+pub fn wait_running(root: &Root, name: &str, main_pid: Option<i32>) -> Result<(), ExecError> {
+    crate::name::validate(name).map_err(|source| RecordError::Name {
+        path: PathBuf::from(name),
+        source,
+    })?;
+    let runtime = runtime_of(root, name)?;
+    loop {
+        if matches!(runtime.status(name).as_deref(), Some("running" | "paused")) {
+            return Ok(());
+        }
+        if let Some(pid) = main_pid {
+            if !process_alive(pid) {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A process exists and is not a zombie.
+fn process_alive(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // the state is the first field after the ")" that ends the comm
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|st| st != "Z" && st != "X"),
+        Err(_) => false,
     }
 }
 
@@ -313,6 +350,18 @@ pub fn cleanup(root: &Root, name: &str) -> Result<(), ExecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alive_processes() {
+        assert!(process_alive(std::process::id() as i32));
+        assert!(!process_alive(i32::MAX));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        // a zombie until reaped
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!process_alive(pid));
+        child.wait().unwrap();
+    }
 
     #[test]
     fn run_argv_shape() {

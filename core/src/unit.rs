@@ -167,15 +167,25 @@ pub fn render(rec: &Record, source: &Path) -> Result<String, UnitError> {
 
     // One pass to learn the sections, and whether [Service] chooses a Type=.
     let is_header = |t: &str| t.starts_with('[') && t.ends_with(']');
+    // The helper's `run` command line, as it appears in a rendered unit.
+    let exec_start = vars
+        .get("EXEC_START")
+        .unwrap_or_default()
+        .replace('%', "%%");
     let (mut section, mut has_unit, mut has_service, mut has_type) = ("", false, false, false);
+    let mut runs_container = false;
     for l in body.lines() {
         let t = l.trim();
         if is_header(t) {
             section = t;
             has_unit |= t == "[Unit]";
             has_service |= t == "[Service]";
-        } else if section == "[Service]" && line_key(l) == "Type" {
-            has_type = true;
+        } else if section == "[Service]" {
+            match line_key(l) {
+                "Type" => has_type = true,
+                "ExecStart" => runs_container |= l.contains(&exec_start),
+                _ => {}
+            }
         }
     }
     if !has_service {
@@ -192,11 +202,21 @@ pub fn render(rec: &Record, source: &Path) -> Result<String, UnitError> {
         let _ = writeln!(unit_lines, "RequiresMountsFor={}", mounts.join(" "));
     }
     let _ = writeln!(unit_lines, "PartOf={}", paths::CONTAINERS_TARGET);
-    let service_lines = if has_type {
+    let mut service_lines = String::from(if has_type {
         "Delegate=yes\n"
     } else {
         "Type=exec\nDelegate=yes\n"
-    };
+    });
+    // Type=exec only waits for the exec of the helper, which then execs
+    // runc: wait for the container itself, if the unit runs one.
+    if !has_type && runs_container {
+        let _ = writeln!(
+            service_lines,
+            "ExecStartPost={} wait {}",
+            paths::EXEC_HELPER,
+            rec.name
+        );
+    }
 
     let mut out = String::with_capacity(body.len() + unit_lines.len() + 160);
     let _ = writeln!(
@@ -221,7 +241,7 @@ pub fn render(rec: &Record, source: &Path) -> Result<String, UnitError> {
                 out.push_str(&unit_lines);
                 unit_done = true;
             } else if t == "[Service]" && !service_done {
-                out.push_str(service_lines);
+                out.push_str(&service_lines);
                 service_done = true;
             }
         }
@@ -292,6 +312,12 @@ mod tests {
         assert!(u.contains("\nSourcePath=/etc/syscontainer/containers/web.json\n"));
         assert!(u.contains("\nRequiresMountsFor=/var/lib/containers/atomic/web.0\n"));
         assert!(u.contains("\nType=exec\nDelegate=yes\n"));
+        // systemctl start returns once the container runs, not once the
+        // helper was exec'd
+        assert!(
+            u.contains("\nExecStartPost=/usr/libexec/syscontainer-exec wait web\n"),
+            "{u}"
+        );
         assert!(
             u.contains("\nExecStart=/usr/libexec/syscontainer-exec run web\n")
                 || u.contains("syscontainer-exec run web\n")
@@ -302,6 +328,17 @@ mod tests {
     }
 
     #[test]
+    fn no_wait_without_a_container() {
+        let u = render(
+            &rec(Some("[Service]\nExecStart=/bin/sleep 1\n")),
+            Path::new(SRC),
+        )
+        .unwrap();
+        assert!(u.contains("\nType=exec\n"), "{u}");
+        assert!(!u.contains("ExecStartPost"), "{u}");
+    }
+
+    #[test]
     fn template_type_is_kept() {
         let u = render(
             &rec(Some("[Service]\nType=notify\nExecStart=$EXEC_START\n")),
@@ -309,6 +346,7 @@ mod tests {
         )
         .unwrap();
         assert!(!u.contains("Type=exec"));
+        assert!(!u.contains(" wait web"), "{u}");
         assert!(u.contains("[Service]\nDelegate=yes\nType=notify\n"), "{u}");
         assert!(u.contains("[Unit]\nSourcePath="), "{u}");
     }

@@ -8,11 +8,14 @@ use syscontainer::exec::{self, ExecError, EXIT_USAGE};
 use syscontainer::paths::Root;
 
 const USAGE: &str = "\
-Usage: syscontainer-exec run|stop|cleanup NAME
+Usage: syscontainer-exec run|wait|stop|cleanup NAME
 
   run NAME      render the runc bundle of NAME from its record and active
                 deployment, apply its tmpfiles, clear stale runc state, and
                 exec runc (ExecStart=)
+  wait NAME     wait until the container is running, or the unit's main
+                process ($MAINPID) is gone (ExecStartPost=, so that
+                `systemctl start` returns with the container running)
   stop NAME     send SIGTERM through runc and wait for the container to stop
                 (ExecStop=; at most SYSCONTAINER_STOP_TIMEOUT seconds, default 90)
   cleanup NAME  delete the runc state and the rendered bundle (ExecStopPost=)
@@ -98,6 +101,10 @@ fn main() -> ExitCode {
             exec::stop(&root, name, Duration::from_secs(secs))
         }
         "cleanup" => exec::cleanup(&root, name),
+        "wait" => {
+            let main_pid = std::env::var("MAINPID").ok().and_then(|s| s.parse().ok());
+            exec::wait_running(&root, name, main_pid)
+        }
         _ => {
             eprint!("{USAGE}");
             return ExitCode::from(EXIT_USAGE as u8);

@@ -30,6 +30,8 @@
 #   boot / shutdown_guest / kill_guest
 #   kmsg_mark / kmsg_since  the kernel log from a point on (see below)
 #   install_into_guest  install the project, see the comment above it
+#   install_deb_into_guest [DEB]  or install the Debian package with dpkg -i
+#                       into the running guest
 #   systest_report      if the script defines it, the EXIT trap calls it after
 #                       the cleanup instead of printing the PASS/FAIL summary
 #                       (FAILS, PASSES, RESULTS are set; the exit status stays
@@ -337,6 +339,36 @@ install_into_guest() {
         [ -n "$found" ] && return 0
     done
     die "install_into_guest: nothing to install. Set GENERATOR=/path/to/syscontainer-generator (and/or EXEC_HELPER=, SYSCONTAINER=), or provide a Makefile with an install target"
+}
+# install_deb_into_guest [DEB]: install the project's Debian package into the
+# RUNNING guest with `dpkg -i`, as an admin would (maintainer scripts, systemd
+# reload, syscontainers.target enabled). DEB defaults to $SYSTEST_DEB, else the
+# newest $PROJECT_DIR/target/deb/syscontainer_*.deb (packaging/build-deb.sh;
+# the tests build nothing). The guest's /usr is the host's, so the host's dpkg
+# database is copied into the guest first: dpkg then knows that the package's
+# dependencies are installed. (Without /var/lib/man-db/auto-update, man-db's
+# trigger does not rebuild the whole man index.) FAILs if anything is missing.
+install_deb_into_guest() {
+    local deb=${1:-${SYSTEST_DEB:-}} t out
+    if [ -z "$deb" ]; then
+        # shellcheck disable=SC2012
+        deb=$(ls -t "$PROJECT_DIR"/target/deb/syscontainer_*.deb 2>/dev/null | head -n1)
+    fi
+    [ -n "$deb" ] && [ -f "$deb" ] ||
+        die "install_deb_into_guest: no Debian package (${deb:-$PROJECT_DIR/target/deb/syscontainer_*.deb}); build it with packaging/build-deb.sh or set SYSTEST_DEB"
+    guest_running || die "install_deb_into_guest: boot the guest first (dpkg -i runs inside it)"
+    t=$(_now)
+    if [ ! -f "$ROOT/var/lib/dpkg/status" ]; then
+        mkdir -p "$ROOT/var/lib" "$ROOT/etc" &&
+            cp -a /var/lib/dpkg "$ROOT/var/lib/" && { [ ! -d /etc/dpkg ] || cp -a /etc/dpkg "$ROOT/etc/"; } ||
+            die "install_deb_into_guest: cannot copy the host's dpkg database into the guest"
+    fi
+    cp "$deb" "$ROOT/var/tmp/${deb##*/}" || die "install_deb_into_guest: cannot copy $deb into the guest"
+    out=$(g env DEBIAN_FRONTEND=noninteractive dpkg -i "/var/tmp/${deb##*/}" 2>&1)
+    local rc=$?
+    printf '%s\n' "$out" >"$RESULTS/dpkg-install.log"
+    [ $rc -eq 0 ] || die "dpkg -i ${deb##*/} in the guest failed ($rc): $(tail -n 5 "$RESULTS/dpkg-install.log" | tr '\n' ' ')"
+    log "installed ${deb##*/} with dpkg -i in the guest in $(ms_since "$t") ms"
 }
 _install_bin() {   # VAR PATH GUEST_PATH
     [ -z "$2" ] && return 0

@@ -255,6 +255,35 @@ impl Systemd {
         )
     }
 
+    /// `ActiveState` and `InvocationID` of the unit (a new invocation ID for
+    /// every start, automatic restarts included).
+    fn invocation(&self, name: &str) -> Option<(String, String)> {
+        if !self.running {
+            return None;
+        }
+        let out = Command::new("systemctl")
+            .args(["show", "-p", "ActiveState", "-p", "InvocationID"])
+            .arg(format!("{name}.service"))
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
+                .unwrap_or_default()
+                .to_string()
+        };
+        Some((field("ActiveState"), field("InvocationID")))
+    }
+
+    /// `systemctl reset-failed NAME.service`, so that a start is not refused
+    /// by the start rate limit a crash loop has hit. Errors are ignored.
+    pub fn reset_failed(&self, name: &str) {
+        if self.running {
+            let _ = self.systemctl(&["reset-failed", &format!("{name}.service")]);
+        }
+    }
+
     /// Wait until the unit is `active` (not merely activating), at most
     /// `timeout`. Returns the last state seen.
     pub fn wait_active(&self, name: &str, timeout: Duration) -> Result<(), String> {
@@ -262,9 +291,15 @@ impl Systemd {
         loop {
             let s = self.state(name).unwrap_or_default();
             if s == "active" {
-                // Still active a moment later: not a crash loop.
-                std::thread::sleep(Duration::from_millis(200));
-                if self.state(name).as_deref() == Some("active") {
+                // Still active a moment later, and the same invocation (an
+                // automatic restart in between gives a new one): not a
+                // crash loop.
+                let before = self.invocation(name);
+                std::thread::sleep(Duration::from_millis(500));
+                let after = self.invocation(name);
+                if matches!((&before, &after), (Some((a, i)), Some((b, j)))
+                    if a == "active" && b == "active" && i == j && !i.is_empty())
+                {
                     return Ok(());
                 }
             }

@@ -124,6 +124,9 @@ pub fn update(
                 rec.deployment
             );
             activate(root, &cur, &systemd)?;
+            // The failed version may have hit the start rate limit
+            // (Restart=on-failure in a crash loop): a start would be refused.
+            systemd.reset_failed(name);
             systemd.unit("restart", name)?;
             return Err(DeployError::UpdateFailed {
                 name: name.to_string(),
