@@ -508,9 +508,8 @@ pub fn cgroups_path(proc_self_cgroup: &str, unified: bool) -> Option<String> {
 /// Whether `/sys/fs/cgroup` is a cgroup2 file system (the unified
 /// hierarchy), as runc decides it.
 pub fn unified_cgroup_fs() -> bool {
-    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
     nix::sys::statfs::statfs("/sys/fs/cgroup")
-        .map(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
         .unwrap_or(false)
 }
 
