@@ -749,7 +749,15 @@ mod tests {
             (b"user.x\0".to_vec(), Vec::new()),
         ]
         .to_variant();
-        let cases: [(u32, u32, u32, &str, Option<&glib::Variant>, &'static [u8]); 5] = [
+        type Case<'a> = (
+            u32,
+            u32,
+            u32,
+            &'a str,
+            Option<&'a glib::Variant>,
+            &'static [u8],
+        );
+        let cases: [Case; 5] = [
             (0, 0, libc::S_IFREG | 0o644, "", None, b""),
             (0, 0, libc::S_IFREG | 0o755, "", None, b"#!/bin/sh\n"),
             (
