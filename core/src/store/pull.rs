@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, IsTerminal, Read};
+use std::sync::mpsc;
 
 use glib::prelude::*;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -305,24 +306,32 @@ fn fetch_layer(
         source,
     };
     let raw = src.open_blob(d).map_err(src_err)?;
-    let counted = ProgressReader {
-        inner: raw,
-        n: 0,
-        last: 0,
-        idx,
-        progress,
+    // Two threads: this one parses the tar stream and writes objects; the
+    // reader fetches, verifies the blob digest, decompresses and verifies the
+    // diff_id, a few chunks ahead (bounded: memory stays flat).
+    let (imported, fed) = std::thread::scope(|s| {
+        let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(PIPE_CHUNKS);
+        let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
+        let reader = s.spawn(move || feed(raw, d, diff_id, idx, progress, tx, back_rx));
+        let imported = import_layer(
+            repo,
+            ChunkReader {
+                rx,
+                back: back_tx,
+                cur: Vec::new(),
+                pos: 0,
+            },
+        );
+        let fed = match reader.join() {
+            Ok(f) => f,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        (imported, fed)
+    });
+    let verified = match fed {
+        Fed::Decompress(source) => return Err(src_err(source)),
+        Fed::Done(v) => v,
     };
-    let mut compressed = DigestReader::new(counted, &d.digest, Some(d.size));
-    let imported = {
-        let dec = source::decompress(d, Box::new(&mut compressed)).map_err(src_err)?;
-        let mut tar = DigestReader::new(dec, diff_id, None);
-        import_layer(repo, &mut tar)
-    };
-    // The decompressor may stop at the end of its frame: read the blob to
-    // its end so that its digest is checked. When the import failed, a
-    // digest mismatch is the better explanation (a tampered blob usually
-    // breaks the decompressor first).
-    let verified = io::copy(&mut compressed, &mut io::sink());
     let imported = match (imported, verified) {
         (_, Err(source)) if source.kind() == io::ErrorKind::InvalidData => {
             return Err(StoreError::LayerVerify {
@@ -356,6 +365,112 @@ fn fetch_layer(
     meta.insert(META_LAYER_TAR_SIZE, stats.tar_bytes);
     let commit = write_commit(repo, &d.digest, &meta, &imported.root)?;
     Ok((commit, stats, d.size))
+}
+
+/// Chunks in flight between the reader thread and the importer.
+const PIPE_CHUNKS: usize = 4;
+const CHUNK: usize = 256 * 1024;
+
+/// How the reader thread ended.
+enum Fed {
+    /// The layer's compression could not be set up.
+    Decompress(source::SourceError),
+    /// The decompressed stream was fed (or the importer stopped); then the
+    /// blob was read to its end: the verdict of its digest check. The
+    /// decompressor may stop at the end of its frame, and when the import
+    /// failed, a digest mismatch is the better explanation (a tampered blob
+    /// usually breaks the decompressor first).
+    Done(io::Result<u64>),
+}
+
+/// The reader thread: blob -> digest check -> decompress -> diff_id check ->
+/// chunks on `tx`. A read error is sent once, then the channel closes.
+fn feed(
+    raw: Box<dyn Read + Send + '_>,
+    d: &Descriptor,
+    diff_id: &str,
+    idx: usize,
+    progress: &mut dyn Progress,
+    tx: mpsc::SyncSender<io::Result<Vec<u8>>>,
+    back: mpsc::Receiver<Vec<u8>>,
+) -> Fed {
+    let counted = ProgressReader {
+        inner: raw,
+        n: 0,
+        last: 0,
+        idx,
+        progress,
+    };
+    let mut compressed = DigestReader::new(counted, &d.digest, Some(d.size));
+    {
+        let dec = match source::decompress(d, Box::new(&mut compressed)) {
+            Ok(dec) => dec,
+            Err(e) => return Fed::Decompress(e),
+        };
+        let mut tar = DigestReader::new(dec, diff_id, None);
+        loop {
+            let mut buf = back.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
+            buf.resize(CHUNK, 0);
+            let n = match read_full(&mut tar, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    break;
+                }
+            };
+            buf.truncate(n);
+            if tx.send(Ok(buf)).is_err() {
+                break; // the importer stopped
+            }
+        }
+    }
+    drop(tx);
+    Fed::Done(io::copy(&mut compressed, &mut io::sink()))
+}
+
+/// Read until `buf` is full or EOF.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The importer's end of the pipe; spent chunks go back for reuse.
+struct ChunkReader {
+    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+    back: mpsc::Sender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(next)) => {
+                    let spent = std::mem::replace(&mut self.cur, next);
+                    if spent.capacity() > 0 {
+                        let _ = self.back.send(spent);
+                    }
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 fn short(d: &str) -> &str {
