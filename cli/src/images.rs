@@ -8,7 +8,7 @@ use clap::{ArgAction, Args, Subcommand};
 use syscontainer::paths::Root;
 use syscontainer::record::{self, FoundState};
 use syscontainer::source::{self, SourceOptions};
-use syscontainer::store::{self, ConsoleProgress, ImageInfo, Store, StoreError};
+use syscontainer::store::{self, human, ConsoleProgress, ImageInfo, Store, StoreError};
 
 /// Pull an image into the OSTree store.
 ///
@@ -154,21 +154,6 @@ pub fn pull(root: &Root, a: PullArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&r)?);
     }
     Ok(())
-}
-
-fn human(n: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u + 1 < units.len() {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", units[u])
-    }
 }
 
 fn short(d: &str) -> &str {

@@ -1,23 +1,19 @@
 //! Store tests against the real fixture images built by
-//! `tests/fixtures/make-images.sh` (OCI layout in
-//! `${SYSCONTAINER_FIXTURES:-/var/tmp/syscontainer-fixtures}/oci`), read by
-//! a minimal test-only OCI-layout source (the real `oci:` source lives in
-//! `source/`).
+//! `tests/fixtures/make-images.sh` (docker-archives in
+//! `${SYSCONTAINER_FIXTURES:-/var/tmp/syscontainer-fixtures}`), read through
+//! the real `dockertar:` source.
 //!
 //! The fixtures must exist: these tests fail, loudly, when they do not.
-//! `medium_pull_figures` is `#[ignore]`d (160 MB): run it with
-//! `cargo test -p syscontainer-core --features store --release --test store_fixtures -- --ignored --nocapture`.
+//! Pull speed and memory are measured by `bench/pull.sh`.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 use syscontainer::paths::Root;
-use syscontainer::source::{Descriptor, ImageSource, ResolvedImage, SourceError};
+use syscontainer::source::{ImageSource, SourceOptions};
 use syscontainer::store::{pull, Location, NoProgress, Store};
 
 fn fixtures() -> PathBuf {
@@ -37,70 +33,15 @@ fn sha(b: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(b)))
 }
 
-struct OciDir {
-    dir: PathBuf,
-    tag: String,
-}
-
-fn blob_path(dir: &Path, digest: &str) -> PathBuf {
-    dir.join("blobs/sha256")
-        .join(digest.strip_prefix("sha256:").unwrap())
-}
-
-impl ImageSource for OciDir {
-    fn describe(&self) -> String {
-        format!("oci:{}:{}", self.dir.display(), self.tag)
-    }
-
-    fn resolve(&mut self) -> Result<ResolvedImage, SourceError> {
-        let index: serde_json::Value =
-            serde_json::from_slice(&fs::read(self.dir.join("index.json")).unwrap()).unwrap();
-        let m = index["manifests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == self.tag.as_str())
-            .unwrap_or_else(|| panic!("tag {} not in the fixture layout", self.tag));
-        let digest = m["digest"].as_str().unwrap().to_string();
-        let manifest_raw = fs::read(blob_path(&self.dir, &digest)).unwrap();
-        let man: serde_json::Value = serde_json::from_slice(&manifest_raw).unwrap();
-        let desc = |v: &serde_json::Value| Descriptor {
-            media_type: v["mediaType"].as_str().unwrap().into(),
-            digest: v["digest"].as_str().unwrap().into(),
-            size: v["size"].as_u64().unwrap(),
-        };
-        let config = desc(&man["config"]);
-        let config_raw = fs::read(blob_path(&self.dir, &config.digest)).unwrap();
-        assert_eq!(sha(&config_raw), config.digest);
-        let cfg: serde_json::Value = serde_json::from_slice(&config_raw).unwrap();
-        Ok(ResolvedImage {
-            name: format!("localhost/sctest/{}:latest", self.tag),
-            manifest_digest: digest,
-            manifest_raw,
-            config_raw,
-            config,
-            layers: man["layers"].as_array().unwrap().iter().map(desc).collect(),
-            diff_ids: cfg["rootfs"]["diff_ids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d.as_str().unwrap().to_string())
-                .collect(),
-        })
-    }
-
-    fn open_blob(&mut self, d: &Descriptor) -> Result<Box<dyn Read + Send + '_>, SourceError> {
-        Ok(Box::new(
-            fs::File::open(blob_path(&self.dir, &d.digest)).unwrap(),
-        ))
-    }
-}
-
-fn oci(tag: &str) -> OciDir {
-    OciDir {
-        dir: fixtures().join("oci"),
-        tag: tag.into(),
-    }
+/// The fixture image `tag`, through the real `dockertar:` source (the
+/// archives name their images `localhost/sctest/TAG:latest`).
+fn fixture(tag: &str) -> Box<dyn ImageSource> {
+    let opts = SourceOptions::new(Root::new("/"));
+    let spec = format!(
+        "dockertar:{}",
+        fixtures().join(format!("{tag}.tar")).display()
+    );
+    syscontainer::source::open(&spec, &opts).unwrap_or_else(|e| panic!("{spec}: {e}"))
 }
 
 fn store() -> (tempfile::TempDir, Store) {
@@ -167,7 +108,7 @@ fn listing(root: &Path) -> String {
 fn layered_fixture_checks_out_as_expected() {
     let f = fixtures();
     let (_t, s) = store();
-    let r = pull(&s, &mut oci("layered"), &mut NoProgress).unwrap();
+    let r = pull(&s, &mut *fixture("layered"), &mut NoProgress).unwrap();
     assert_eq!(r.layers_fetched, 3);
     assert!(r.dropped_special >= 2, "device + fifo dropped: {r:?}");
     let img = s.image("localhost/sctest/layered").unwrap();
@@ -190,7 +131,7 @@ fn hostile_fixtures_are_rejected() {
         "evil-truncated",
     ] {
         let (_t, s) = store();
-        let err = pull(&s, &mut oci(tag), &mut NoProgress).expect_err(tag);
+        let err = pull(&s, &mut *fixture(tag), &mut NoProgress).expect_err(tag);
         let mut msg = err.to_string();
         let mut cur = std::error::Error::source(&err);
         while let Some(c) = cur {
@@ -211,7 +152,7 @@ fn hostile_fixtures_are_rejected() {
 #[test]
 fn hello_exports_and_info() {
     let (_t, s) = store();
-    pull(&s, &mut oci("hello"), &mut NoProgress).unwrap();
+    pull(&s, &mut *fixture("hello"), &mut NoProgress).unwrap();
     let img = s.image("localhost/sctest/hello").unwrap();
     assert!(s
         .read_file(&img, "/exports/manifest.json")
@@ -220,40 +161,6 @@ fn hello_exports_and_info() {
     let v = s.info(&img).unwrap();
     assert!(!v.templates.is_empty(), "{v:?}");
     // hello-v2 shares layer 1 with hello: only layer 2 is fetched.
-    let r = pull(&s, &mut oci("hello-v2"), &mut NoProgress).unwrap();
+    let r = pull(&s, &mut *fixture("hello-v2"), &mut NoProgress).unwrap();
     assert_eq!((r.layers_fetched, r.layers_skipped), (1, 1));
-}
-
-fn vm_hwm_kb() -> u64 {
-    let s = fs::read_to_string("/proc/self/status").unwrap();
-    s.lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-#[test]
-#[ignore = "160 MB fixture; run for the figures"]
-fn medium_pull_figures() {
-    let (_t, s) = store();
-    let hwm0 = vm_hwm_kb();
-    let t = Instant::now();
-    let r = pull(&s, &mut oci("medium"), &mut NoProgress).unwrap();
-    let pull_time = t.elapsed();
-    let hwm1 = vm_hwm_kb();
-    let t = Instant::now();
-    let r2 = pull(&s, &mut oci("medium"), &mut NoProgress).unwrap();
-    let repull = t.elapsed();
-    assert!(r2.up_to_date);
-    let img = s.image("localhost/sctest/medium").unwrap();
-    let t = Instant::now();
-    s.checkout(&img, &s.checkout_root().join("m.0")).unwrap();
-    let checkout = t.elapsed();
-    eprintln!(
-        "medium: pull {pull_time:?} ({} layers, {} bytes), re-pull {repull:?}, checkout {checkout:?}, VmHWM {hwm0} kB -> {hwm1} kB",
-        r.layers_fetched, r.bytes_fetched
-    );
-    assert!(hwm1 < 64 * 1024, "peak RSS {hwm1} kB");
 }

@@ -40,7 +40,7 @@ use crate::template::TemplateError;
 
 pub use import::{ImportError, ImportStats};
 pub use lock::{LockMode, StoreLock};
-pub use pull::{pull, ConsoleProgress, NoProgress, Progress, PullReport};
+pub use pull::{human, pull, ConsoleProgress, NoProgress, Progress, PullReport};
 
 /// Overrides the repo location (a logical path).
 pub const ENV_REPO: &str = "ATOMIC_OSTREE_REPO";

@@ -478,7 +478,8 @@ fn short(d: &str) -> &str {
     &h[..h.len().min(12)]
 }
 
-fn human(n: u64) -> String {
+/// A byte count for people: `2.1 MB`.
+pub fn human(n: u64) -> String {
     let units = ["B", "kB", "MB", "GB", "TB"];
     let mut v = n as f64;
     let mut u = 0;
