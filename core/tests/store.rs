@@ -754,6 +754,20 @@ fn hostile_layers_are_rejected_without_refs() {
             ),
             "its parent 'a' is not a directory",
         ),
+        (
+            "collision after normalisation",
+            TestImage::new(
+                "t/collide",
+                vec![
+                    good(),
+                    Layer::new()
+                        .file("etc/passwd", b"root:x:0:0::/root:/bin/sh\n", 0o644)
+                        .raw(b"etc//passwd", tar::EntryType::Regular, None, b"evil")
+                        .tar(),
+                ],
+            ),
+            "layer entry 'etc//passwd' collides with an earlier entry 'etc/passwd'",
+        ),
     ];
     // A tampered blob: the compressed digest no longer matches.
     let mut tampered = TestImage::new("t/tamper", vec![good(), big.clone()]);

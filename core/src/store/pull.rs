@@ -12,7 +12,7 @@ use std::io::{self, IsTerminal, Read};
 use glib::prelude::*;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use super::import::{import_layer, ImportStats};
+use super::import::{import_layer_with, ImportLimits, ImportStats};
 use super::lock::LockMode;
 use super::{names, valid_digest, Store, StoreError};
 use super::{
@@ -311,7 +311,7 @@ fn fetch_layer(
     let imported = {
         let dec = source::decompress(d, Box::new(&mut compressed)).map_err(src_err)?;
         let mut tar = DigestReader::new(dec, diff_id, None);
-        import_layer(repo, &mut tar)
+        import_layer_with(repo, &mut tar, &ImportLimits::from_env())
     };
     // The decompressor may stop at the end of its frame: read the blob to
     // its end so that its digest is checked. When the import failed, a
