@@ -99,6 +99,8 @@ pub enum ImportError {
     PathTooLong { path: String, len: usize },
     #[error("layer entry '{path}' has a path component longer than {NAME_MAX} bytes")]
     NameTooLong { path: String },
+    #[error("layer entry '{path}': the {what} contains a NUL byte")]
+    Nul { path: String, what: &'static str },
     #[error("layer entry '{path}': the {what} is not valid UTF-8, which OSTree cannot store")]
     NotUtf8 { path: String, what: &'static str },
     #[error("layer entry '{path}' is a hardlink to '{target}', which is not a file earlier in the same layer")]
@@ -409,6 +411,14 @@ pub fn normalize(raw: &[u8]) -> Result<Vec<&str>, ImportError> {
         return Err(ImportError::PathTooLong {
             path: show(raw),
             len: raw.len(),
+        });
+    }
+    // A GNU long name or a PAX path may carry a NUL inside; libostree's C
+    // API would see a shorter name (and glib's bindings panic on it).
+    if raw.contains(&0) {
+        return Err(ImportError::Nul {
+            path: show(raw).replace('\0', "\\0"),
+            what: "path",
         });
     }
     let s = std::str::from_utf8(raw).map_err(|_| ImportError::NotUtf8 {
@@ -874,6 +884,12 @@ pub fn import_layer_with<R: Read>(
                 tar::EntryType::Symlink => {
                     let meta = entry_meta(&mut e, path)?;
                     let target = e.link_name_bytes().unwrap_or_default().into_owned();
+                    if target.contains(&0) {
+                        return Err(ImportError::Nul {
+                            path: path.into(),
+                            what: "symlink target",
+                        });
+                    }
                     let target = String::from_utf8(target).map_err(|_| ImportError::NotUtf8 {
                         path: path.into(),
                         what: "symlink target",
@@ -974,6 +990,14 @@ mod tests {
             normalize(b"a\xff"),
             Err(ImportError::NotUtf8 { .. })
         ));
+        // Found by fuzzing: a GNU long name with a NUL inside panicked in
+        // glib (fuzz/regressions/import/crash-interior-nul-gnu-longname).
+        let e = normalize(b"a\0b/c").unwrap_err();
+        assert!(matches!(e, ImportError::Nul { .. }), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "layer entry 'a\\0b/c': the path contains a NUL byte"
+        );
         // "..." and "..x" are ordinary names.
         assert_eq!(normalize(b"...").unwrap(), vec!["..."]);
     }
