@@ -32,10 +32,12 @@ mod install;
 mod list;
 pub mod store;
 mod update;
+mod verify;
 
 pub use install::{install, uninstall, InstallOptions, UninstallReport};
 pub use list::{list, ContainerRow};
 pub use update::{rollback, set_enabled, update, Switched, UpdateOptions, UpdateOutcome};
+pub use verify::{verify, ContainerVerify};
 
 /// An image, as far as deployments care.
 #[derive(Debug, Clone, PartialEq)]
