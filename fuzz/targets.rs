@@ -42,7 +42,7 @@ pub fn template(data: &[u8]) {
     if let Ok(vs) = &vars {
         if let Some(first) = vs.iter().next() {
             let r = template::render_with("fuzz.template", text, |v| {
-                Ok((v != first).then(|| Cow::Borrowed("x")))
+                Ok((v != first).then_some(Cow::Borrowed("x")))
             });
             assert!(matches!(r, Err(template::TemplateError::Unset { .. })));
         }
@@ -193,8 +193,11 @@ pub fn import(data: &[u8]) {
     });
 }
 
+/// A target's body.
+pub type Target = fn(&[u8]);
+
 /// Every target by name (the corpus directory names).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("template", template),
     ("record", record),
     ("imgref", imgref),

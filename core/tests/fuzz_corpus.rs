@@ -164,7 +164,7 @@ fn quick_pass(target: &str) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if target == "import" { 40 } else { 300 });
-    let mut rng = Rng(0x5eed_0000 ^ target.len() as u64 * 0x9e37_79b9);
+    let mut rng = Rng(0x5eed_0000 ^ (target.len() as u64 * 0x9e37_79b9));
     for (p, d) in &corpus {
         for i in 0..per_file {
             let m = mutate(&mut rng, d, &corpus);

@@ -36,9 +36,12 @@ fn header(kind: tar::EntryType, size: u64) -> tar::Header {
     h
 }
 
+/// `(name, is_dir, data)`.
+type Entry<'a> = (&'a str, bool, &'a [u8]);
+
 /// A tar whose entry names are written exactly as given (no normalisation by
-/// the builder): `(name, is_dir, data)`.
-fn raw_tar(entries: &[(&str, bool, &[u8])]) -> Vec<u8> {
+/// the builder).
+fn raw_tar(entries: &[Entry]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (name, dir, data) in entries {
         let kind = if *dir {
@@ -232,7 +235,9 @@ fn extension_headers_within_the_limit_work() {
 
 #[test]
 fn paths_that_collide_after_normalisation_are_refused() {
-    let cases: &[(&str, &[(&str, bool, &[u8])], &str, &str)] = &[
+    // (what, entries, the entry named in the error, its normalised path)
+    type Case<'a> = (&'a str, &'a [Entry<'a>], &'a str, &'a str);
+    let cases: &[Case] = &[
         (
             "dot component",
             &[
