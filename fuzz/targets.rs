@@ -179,6 +179,14 @@ pub fn import(data: &[u8]) {
         repo.prepare_transaction(gio::Cancellable::NONE)
             .expect("starting a transaction");
         let r = import_layer_with(repo, data, &limits);
+        // The header guard under the tar parser must stay in step with it.
+        if let Err(e) = &r {
+            let dbg = format!("{e:?}");
+            assert!(
+                !dbg.contains("extension headers are inconsistent"),
+                "the header guard lost step with the tar parser: {e}"
+            );
+        }
         if let Ok(i) = &r {
             let s = &i.stats;
             // The stream is read to its end (so a digest reader below sees it).

@@ -275,24 +275,27 @@ impl<R: Read> HeaderGuard<R> {
             return Ok(());
         };
         let ty = h.entry_type();
+        // The tar crate reads the body of a GNU long name/link or PAX header
+        // into memory, and attaches it to the next entry, only when the
+        // header has a GNU or ustar magic. Anything else (a PAX global
+        // header, an unrecognised 'L') it yields as an entry of its own and
+        // skips the body of.
         let recognized = h.as_gnu().is_some() || h.as_ustar().is_some();
-        let ext = if ty.is_gnu_longname() {
+        let what = if ty.is_gnu_longname() {
             Some("GNU long name")
         } else if ty.is_gnu_longlink() {
             Some("GNU long link")
         } else if ty.is_pax_local_extensions() {
             Some("PAX extension")
-        } else if ty.is_pax_global_extensions() {
-            Some("PAX global extension")
         } else {
             None
         };
-        if let Some(what) = ext {
+        if let Some(what) = what.filter(|_| recognized) {
             if size > self.limit {
                 return Err(self.refuse(what, size));
             }
             let next = Self::padded(self.pos, size);
-            if recognized && ty.is_pax_local_extensions() {
+            if ty.is_pax_local_extensions() {
                 self.pax.clear();
                 self.state = GuardState::Pax {
                     end: self.pos + size,
@@ -303,9 +306,16 @@ impl<R: Read> HeaderGuard<R> {
             }
             return Ok(());
         }
-        // A real entry: the tar crate applies a pending PAX size to it.
+        // An entry the tar crate yields. A pending PAX size applies to it
+        // unless it has an extension type itself (then it is dropped).
         self.entry_header.set(start);
-        let size = self.pending_pax_size.take().unwrap_or(size);
+        let pax_size = self.pending_pax_size.take();
+        let ext_type = what.is_some() || ty.is_pax_global_extensions();
+        let size = if ext_type {
+            size
+        } else {
+            pax_size.unwrap_or(size)
+        };
         let sparse_ext = ty.is_gnu_sparse() && h.as_gnu().is_some_and(|g| g.is_extended());
         self.state = if sparse_ext {
             GuardState::SparseExt {
