@@ -256,22 +256,28 @@ fn valid_registry(r: &str) -> bool {
             None => (Some(r), None),
         },
     };
-    let port_ok = port.map_or(true, |p| {
-        !p.is_empty()
-            && p.len() <= 5
-            && p.bytes().all(|c| c.is_ascii_digit())
-            && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
-    });
-    let host_ok = host.map_or(true, |h| {
-        !h.is_empty()
-            && h.split('.').all(|l| {
-                let b = l.as_bytes();
-                !b.is_empty()
-                    && b[0].is_ascii_alphanumeric()
-                    && b[b.len() - 1].is_ascii_alphanumeric()
-                    && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
-            })
-    });
+    let port_ok = match port {
+        None => true,
+        Some(p) => {
+            !p.is_empty()
+                && p.len() <= 5
+                && p.bytes().all(|c| c.is_ascii_digit())
+                && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
+        }
+    };
+    let host_ok = match host {
+        None => true,
+        Some(h) => {
+            !h.is_empty()
+                && h.split('.').all(|l| {
+                    let b = l.as_bytes();
+                    !b.is_empty()
+                        && b[0].is_ascii_alphanumeric()
+                        && b[b.len() - 1].is_ascii_alphanumeric()
+                        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+                })
+        }
+    };
     port_ok && host_ok
 }
 
