@@ -84,6 +84,15 @@ pub enum ContainersCmd {
         /// Container name
         name: String,
     },
+    /// Compare the active deployment with its image: modified, added and
+    /// missing files (exit 1 if any)
+    Verify {
+        /// Container name
+        name: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +160,7 @@ pub fn run(cmd: ContainerCmd, root: &Root) -> Result<()> {
                 }
             }
             ContainersCmd::Update(a) => update(root, a)?,
+            ContainersCmd::Verify { name, json } => verify(root, &name, json)?,
         },
     }
     Ok(())
@@ -194,6 +204,37 @@ pub fn exit_code(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
         NoOtherDeployment { .. } | RuntimeMissing { .. } => Some(4),
         _ => None,
     }
+}
+
+fn verify(root: &Root, name: &str, json: bool) -> Result<()> {
+    let src = StoreSource::open(root)?;
+    let r = deploy::verify(root, &src, name).with_context(|| format!("cannot verify {name}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        for (what, paths) in [
+            ("modified", &r.diff.modified),
+            ("added", &r.diff.added),
+            ("missing", &r.diff.missing),
+        ] {
+            for p in paths {
+                println!("{what}: /{p}");
+            }
+        }
+        println!(
+            "{name} ({}, {}): {} entries checked, {} modified, {} added, {} missing",
+            r.deployment,
+            r.image,
+            r.diff.checked,
+            r.diff.modified.len(),
+            r.diff.added.len(),
+            r.diff.missing.len()
+        );
+    }
+    if !r.ok() {
+        anyhow::bail!("the deployment of {name} differs from its image");
+    }
+    Ok(())
 }
 
 fn set_enabled(root: &Root, name: &str, on: bool) -> Result<()> {

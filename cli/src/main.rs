@@ -22,7 +22,9 @@ Environment:
   SYSCONTAINER_ROOT            resolve every path under this directory (default /)
   ATOMIC_OSTREE_REPO           the OSTree repo (default /ostree/repo when it exists on the
                                checkout root's filesystem, else CHECKOUT_ROOT/.storage/ostree)
-  ATOMIC_OSTREE_CHECKOUT_PATH  the checkout root (default /var/lib/containers/atomic)";
+  ATOMIC_OSTREE_CHECKOUT_PATH  the checkout root (default /var/lib/containers/atomic)
+  SYSCONTAINER_MAX_LAYER_ENTRIES  refuse a layer with more tar entries (default 1000000)
+  SYSCONTAINER_MAX_LAYER_BYTES    refuse a layer with more file content (default 64 GiB)";
 
 /// System containers: services shipped as OCI images, stored in OSTree,
 /// checked out read-only with hardlinks, run by runc, supervised by systemd.

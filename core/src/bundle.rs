@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -576,16 +577,24 @@ pub fn prepare(root: &Root, rec: &Record, cgroup: Option<&str>) -> Result<Bundle
         let path = path.to_path_buf();
         move |source| BundleError::Write { path, source }
     };
-    fs::create_dir_all(&bdir).map_err(werr(&bdir))?;
+    // config.json carries rendered `--set` values, which may be secrets:
+    // 0600 in a 0700 directory, whatever the umask and whether or not
+    // tmpfiles.d made /run/syscontainer 0700 first.
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&bdir)
+        .map_err(werr(&bdir))?;
+    fs::set_permissions(&bdir, fs::Permissions::from_mode(0o700)).map_err(werr(&bdir))?;
     let cpath = bdir.join("config.json");
     let text = serde_json::to_vec(&config).expect("config serializes");
-    fs::write(&cpath, text).map_err(werr(&cpath))?;
+    fsutil::write_atomic(&cpath, &text, 0o600).map_err(werr(&cpath))?;
     let tpath = bdir.join("tmpfiles.conf");
     let tmpfiles = if tmpfiles_empty(&tmpfiles) {
         let _ = fs::remove_file(&tpath);
         None
     } else {
-        fs::write(&tpath, tmpfiles).map_err(werr(&tpath))?;
+        fsutil::write_atomic(&tpath, tmpfiles.as_bytes(), 0o600).map_err(werr(&tpath))?;
         Some(tpath)
     };
     Ok(Bundle {

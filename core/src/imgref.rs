@@ -224,13 +224,61 @@ fn valid_tag(t: &str) -> bool {
 }
 
 fn valid_registry(r: &str) -> bool {
-    // It names a directory under certs.d: no leading '.', so never "." or "..".
-    r.len() <= 255
-        && r.bytes()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'[')
-        && r.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':' | b'[' | b']'))
+    // HOST[:PORT] as in the distribution reference grammar: HOST is DNS
+    // labels of [A-Za-z0-9-] (not starting or ending with '-') or a
+    // bracketed IPv6 address, PORT is 1-65535. It also names a directory
+    // under certs.d, so never "." or "..".
+    if r.len() > 255 {
+        return false;
+    }
+    let (host, port) = match r.strip_prefix('[') {
+        Some(rest) => {
+            let Some((v6, after)) = rest.split_once(']') else {
+                return false;
+            };
+            if v6.is_empty()
+                || !v6
+                    .bytes()
+                    .all(|c| c.is_ascii_hexdigit() || c == b':' || c == b'.')
+            {
+                return false;
+            }
+            match after {
+                "" => (None, None),
+                a => match a.strip_prefix(':') {
+                    Some(p) => (None, Some(p)),
+                    None => return false,
+                },
+            }
+        }
+        None => match r.split_once(':') {
+            Some((h, p)) => (Some(h), Some(p)),
+            None => (Some(r), None),
+        },
+    };
+    let port_ok = match port {
+        None => true,
+        Some(p) => {
+            !p.is_empty()
+                && p.len() <= 5
+                && p.bytes().all(|c| c.is_ascii_digit())
+                && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
+        }
+    };
+    let host_ok = match host {
+        None => true,
+        Some(h) => {
+            !h.is_empty()
+                && h.split('.').all(|l| {
+                    let b = l.as_bytes();
+                    !b.is_empty()
+                        && b[0].is_ascii_alphanumeric()
+                        && b[b.len() - 1].is_ascii_alphanumeric()
+                        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+                })
+        }
+    };
+    port_ok && host_ok
 }
 
 fn valid_repository(r: &str) -> bool {
@@ -351,6 +399,44 @@ mod tests {
     }
 
     const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    /// Found by fuzzing: `docker://http:HOST:PORT/...` was accepted with the
+    /// registry "http:HOST:PORT", whose canonical name then parsed back as a
+    /// plain-HTTP reference. The registry is now HOST[:PORT] strictly.
+    #[test]
+    fn registry_is_host_and_numeric_port() {
+        for bad in [
+            "docker://http:127.0.0.1:5000/x:y",
+            "docker://http:127.0.0.1:5-00dd/x:y",
+            "reg.example:/x",
+            "reg.example:0/x",
+            "reg.example:65536/x",
+            "reg.example:5000:6000/x",
+            "-reg.example/x",
+            "reg..example/x",
+            "reg.example-/x",
+            "[zz::1]/x",
+            "[::1]x/x",
+            "a_b.example/x",
+        ] {
+            assert!(ImageRef::parse(bad).is_err(), "{bad} was accepted");
+        }
+        for (good, reg) in [
+            ("127.0.0.1:5000/x", "127.0.0.1:5000"),
+            ("[::1]:5000/x", "[::1]:5000"),
+            ("[fe80::1]/x", "[fe80::1]"),
+            ("localhost/x", "localhost"),
+            (
+                "my-registry.example.com:443/a/b:c",
+                "my-registry.example.com:443",
+            ),
+            ("http:localhost:5000/x", "localhost:5000"),
+        ] {
+            let r = p(good);
+            assert_eq!(r.registry, reg);
+            assert_eq!(p(&r.canonical()).canonical(), r.canonical());
+        }
+    }
 
     #[test]
     fn bare_names_go_to_docker_hub_library() {

@@ -53,6 +53,11 @@ pub const DEFAULT_RUNTIME: &str = match option_env!("SYSCONTAINER_RUNTIME") {
 
 /// The environment variable naming the root all paths are resolved under.
 pub const ROOT_ENV: &str = "SYSCONTAINER_ROOT";
+/// Overrides the cap on entries per layer (`store::import::MAX_ENTRIES`).
+pub const ENV_MAX_LAYER_ENTRIES: &str = "SYSCONTAINER_MAX_LAYER_ENTRIES";
+/// Overrides the cap on file-content bytes per layer
+/// (`store::import::MAX_CONTENT_BYTES`).
+pub const ENV_MAX_LAYER_BYTES: &str = "SYSCONTAINER_MAX_LAYER_BYTES";
 
 /// A root directory under which logical paths are resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]

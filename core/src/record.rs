@@ -279,6 +279,12 @@ impl Record {
                 .mode(0o700)
                 .create(&dir)
                 .map_err(err)?;
+        }
+        // Also when it already existed (made by hand, or by an older
+        // version): the file names are container names, the files may hold
+        // secrets.
+        let mode = fs::metadata(&dir).map_err(err)?.permissions().mode();
+        if mode & 0o077 != 0 {
             fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(err)?;
         }
         fsutil::write_atomic(&path, self.to_json().as_bytes(), 0o600).map_err(err)?;

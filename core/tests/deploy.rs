@@ -634,3 +634,62 @@ fn leftovers_of_an_interrupted_install_are_replaced() {
     deploy::uninstall(&root, "half").unwrap();
     assert_eq!(tree(&root), before);
 }
+
+/// Security review (issue 6): `--set` values may be secrets. The record is
+/// 0600 in a 0700 directory (tightened if it already existed looser), the
+/// deployment's info.json is 0600, and the runtime bundle (config.json with
+/// the rendered values, tmpfiles.conf) is 0600 in a 0700 directory, whatever
+/// the umask.
+#[test]
+fn secret_values_are_only_readable_by_root() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let d = tempfile::tempdir().unwrap();
+    let root = Root::new(d.path());
+    let etc = root.join(paths::RECORDS_ETC);
+    fs::create_dir_all(&etc).unwrap();
+    fs::set_permissions(&etc, fs::Permissions::from_mode(0o755)).unwrap();
+    let src = FixtureSource::new();
+    src.add(
+        "registry.example/hello:1.0",
+        1,
+        Some(&test_image("system-container-files")),
+    );
+    let rec = deploy::install(
+        &root,
+        &src,
+        "registry.example/hello:1.0",
+        &named("sec", &["RECEIVER=s3cr3t-value"]),
+    )
+    .unwrap();
+    let record = root.join(paths::record_path("sec"));
+    assert!(fs::read_to_string(&record)
+        .unwrap()
+        .contains("s3cr3t-value"));
+    assert_eq!(mode(&record), 0o600);
+    assert_eq!(
+        mode(&etc),
+        0o700,
+        "the existing 0755 directory is tightened"
+    );
+    let info = root.join(&rec.deployment).join("info.json");
+    assert!(fs::read_to_string(&info).unwrap().contains("s3cr3t-value"));
+    assert_eq!(mode(&info), 0o600);
+
+    let b = bundle::prepare(&root, &rec, None).unwrap();
+    let config = b.dir.join("config.json");
+    assert!(fs::read_to_string(&config)
+        .unwrap()
+        .contains("s3cr3t-value"));
+    assert_eq!(mode(&config), 0o600, "{}", config.display());
+    assert_eq!(mode(&b.dir), 0o700, "{}", b.dir.display());
+    if let Some(t) = &b.tmpfiles {
+        assert_eq!(mode(t), 0o600);
+    }
+    // Re-rendering over an older, looser bundle tightens it.
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::set_permissions(&b.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let b = bundle::prepare(&root, &rec, None).unwrap();
+    assert_eq!(mode(&b.dir.join("config.json")), 0o600);
+    assert_eq!(mode(&b.dir), 0o700);
+}

@@ -2,7 +2,8 @@
 //! redirects to another origin, endless 401s, oversized and endless
 //! manifests, stalls, wrong digests, truncated bodies, flaky 5xx. Each case
 //! must end with a clear error in bounded time, and credentials must never
-//! reach another origin. (A first pass at issue 6.)
+//! reach another origin. Also: endless, stalled-midway and wrong blobs, and
+//! oversized or endless configs (issue 6).
 #![cfg(feature = "store")]
 
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -29,6 +30,8 @@ enum Reply {
     Endless(String),
     /// Say nothing for this long, then hang up.
     Stall(Duration),
+    /// Send these bytes, then say nothing for this long, then hang up.
+    PartialStall(Vec<u8>, Duration),
 }
 
 fn reply(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
@@ -127,6 +130,11 @@ fn serve_one(conn: TcpStream, h: &Handler, log: &Mutex<Vec<Req>>) -> io::Result<
             }
         }
         Reply::Stall(d) => std::thread::sleep(d),
+        Reply::PartialStall(b, d) => {
+            w.write_all(&b)?;
+            w.flush()?;
+            std::thread::sleep(d);
+        }
     }
     Ok(())
 }
@@ -436,4 +444,121 @@ fn redirect_loops_are_bounded() {
         .unwrap();
     assert!(e.to_string().contains("too many redirects"), "{e}");
     assert!(reg.requests().len() <= 2 + syscontainer::source::registry::MAX_REDIRECTS as usize);
+}
+
+fn layer_desc(data: &[u8]) -> Descriptor {
+    Descriptor {
+        media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+        digest: sha256_digest(data),
+        size: data.len() as u64,
+    }
+}
+
+/// A blob body that never ends (no Content-Length) is cut off one byte past
+/// the descriptor's size; one with the right length and the wrong bytes is a
+/// digest mismatch naming the digest.
+#[test]
+fn endless_and_wrong_blobs_fail_at_the_declared_size() {
+    let reg = Server::start(|req, _| {
+        ok_v2(req).unwrap_or_else(|| {
+            if req.path.contains("endless") || req.path.contains(&sha256_digest(&[7u8; 1000])) {
+                Reply::Endless("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".into())
+            } else {
+                reply("200 OK", &[], &[9u8; 1000])
+            }
+        })
+    });
+    let mut s = source(&format!("http:{}/img", reg.host()), None);
+    let d = layer_desc(&[7u8; 1000]);
+    let t = Instant::now();
+    let mut r = DigestReader::new(s.open_blob(&d).unwrap(), &d.digest, Some(d.size));
+    let mut got = Vec::new();
+    let e = r.read_to_end(&mut got).unwrap_err();
+    assert!(got.len() <= 1001, "read {} bytes", got.len());
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(e.to_string().contains("1000"), "{e}");
+    drop(r);
+
+    let d = layer_desc(&[8u8; 1000]); // served as 1000 bytes of 9s
+    let mut r = DigestReader::new(s.open_blob(&d).unwrap(), &d.digest, Some(d.size));
+    let e = io::copy(&mut r, &mut io::sink()).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+    let hex = d.digest.strip_prefix("sha256:").unwrap();
+    assert!(e.to_string().contains(hex), "names the digest: {e}");
+}
+
+/// A config whose descriptor is over the cap is refused without fetching
+/// it; a config served longer than its descriptor says is cut off.
+#[test]
+fn oversized_configs_are_refused() {
+    let big = syscontainer::source::MAX_CONFIG_SIZE + 1;
+    let manifest = |size: u64, digest: &str| {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{digest}","size":{size}}},"layers":[]}}"#
+        )
+    };
+    let fake = sha256_digest(b"whatever");
+    let m1 = manifest(big, &fake);
+    let reg = Server::start(move |req, _| {
+        ok_v2(req).unwrap_or_else(|| {
+            if req.path == MANIFEST_PATH {
+                reply("200 OK", &[], m1.as_bytes())
+            } else {
+                Reply::Endless("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".into())
+            }
+        })
+    });
+    let e = source(&format!("http:{}/img", reg.host()), None)
+        .resolve()
+        .err()
+        .unwrap();
+    assert!(matches!(e, SourceError::TooLarge { .. }), "{e}");
+    assert!(
+        !reg.requests().iter().any(|r| r.path.contains("/blobs/")),
+        "fetched a config it had to refuse: {:?}",
+        reg.requests()
+    );
+
+    // Declared small, served endless.
+    let m2 = manifest(100, &fake);
+    let reg = Server::start(move |req, _| {
+        ok_v2(req).unwrap_or_else(|| {
+            if req.path == MANIFEST_PATH {
+                reply("200 OK", &[], m2.as_bytes())
+            } else {
+                Reply::Endless("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".into())
+            }
+        })
+    });
+    let t = Instant::now();
+    let e = source(&format!("http:{}/img", reg.host()), None)
+        .resolve()
+        .err()
+        .unwrap();
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // Read up to the cap (4 MiB), not forever.
+    assert!(matches!(e, SourceError::TooLarge { .. }), "{e}");
+}
+
+/// A body that starts, then stalls: the read timeout ends it, and a stall is
+/// not retried forever.
+#[test]
+fn a_body_that_stalls_midway_times_out() {
+    let reg = Server::start(|req, _| {
+        ok_v2(req).unwrap_or_else(|| {
+            let mut raw = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n".to_vec();
+            raw.extend_from_slice(&[7u8; 100]);
+            Reply::PartialStall(raw, Duration::from_secs(20))
+        })
+    });
+    let mut s = source(&format!("http:{}/img", reg.host()), None);
+    let d = layer_desc(&[7u8; 1000]);
+    let t = Instant::now();
+    let mut r = DigestReader::new(s.open_blob(&d).unwrap(), &d.digest, Some(d.size));
+    let e = io::copy(&mut r, &mut io::sink()).unwrap_err();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "{:?}: {e}",
+        t.elapsed()
+    );
 }

@@ -33,10 +33,12 @@ mod list;
 pub mod slots;
 pub mod store;
 mod update;
+mod verify;
 
 pub use install::{install, uninstall, InstallOptions, UninstallReport};
 pub use list::{list, ContainerRow};
 pub use update::{rollback, set_enabled, update, Switched, UpdateOptions, UpdateOutcome};
+pub use verify::{verify, ContainerVerify};
 
 /// An image, as far as deployments care.
 #[derive(Debug, Clone, PartialEq)]

@@ -80,7 +80,8 @@ pub struct SourceOptions {
     /// Verify TLS certificates (default true). When false, a registry may
     /// also be reached over plain HTTP.
     pub tls_verify: bool,
-    /// Do not log warnings (unqualified names, insecure transport).
+    /// Do not log the unqualified-name warning. Insecure-transport warnings
+    /// are always logged.
     pub quiet: bool,
 }
 

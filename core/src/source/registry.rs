@@ -752,24 +752,24 @@ pub struct RegistrySource {
 
 impl RegistrySource {
     /// Parse the reference, find credentials and set up TLS. Logs a warning
-    /// (unless `quiet`) for an unqualified name or an insecure transport.
+    /// for an unqualified name (unless `quiet`) and, always, for an insecure
+    /// transport.
     pub fn new(spec: &str, opts: &SourceOptions) -> Result<Self, SourceError> {
         let image = ImageRef::parse(spec)?;
-        if !opts.quiet {
-            if image.unqualified {
-                log::warn!(
-                    "'{spec}' is not fully qualified; pulling {} (write the registry explicitly to avoid this warning)",
-                    image.canonical()
-                );
-            }
-            if image.insecure {
-                log::warn!("{}: using plain HTTP, without TLS", image.registry);
-            } else if !opts.tls_verify {
-                log::warn!(
-                    "{}: TLS certificates are not verified, and plain HTTP is allowed",
-                    image.registry
-                );
-            }
+        if image.unqualified && !opts.quiet {
+            log::warn!(
+                "'{spec}' is not fully qualified; pulling {} (write the registry explicitly to avoid this warning)",
+                image.canonical()
+            );
+        }
+        // Insecure transport is always explicit: `-q` does not hide it.
+        if image.insecure {
+            log::warn!("{}: using plain HTTP, without TLS", image.registry);
+        } else if !opts.tls_verify {
+            log::warn!(
+                "{}: TLS certificates are not verified, and plain HTTP is allowed",
+                image.registry
+            );
         }
         let creds = match &opts.creds {
             Some(c) => Some(Credentials::parse_creds(c, &image.registry)?),

@@ -16,8 +16,10 @@
 //! Hostile input fails with an error naming the entry, and nothing outside
 //! the repo is touched (the importer never writes to the filesystem itself).
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
+use std::rc::Rc;
 use std::sync::OnceLock;
 
 use gio::prelude::*;
@@ -35,6 +37,62 @@ const INLINE_MAX: u64 = 64 * 1024;
 /// (one buffer of at most this size is alive at a time).
 pub const BUFFER_MAX: u64 = 8 << 20;
 const BUF_SIZE: usize = 128 * 1024;
+/// Default cap on the entries in one layer.
+pub const MAX_ENTRIES: u64 = 1_000_000;
+/// Default cap on the bytes of file content in one layer (sparse files count
+/// at their full size): 64 GiB.
+pub const MAX_CONTENT_BYTES: u64 = 64 << 30;
+/// Default cap on the number of components in a path.
+pub const MAX_DEPTH: usize = 256;
+/// Default cap on one tar extension header (GNU long name/link, PAX).
+pub const MAX_HEADER_BYTES: u64 = 1 << 20;
+
+/// What one layer may hold. Hostile layers are refused before they cost
+/// unbounded memory, disk or time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportLimits {
+    /// Tar entries (files, directories, links, ...).
+    pub max_entries: u64,
+    /// Bytes of regular-file content, summed over the layer.
+    pub max_content_bytes: u64,
+    /// Components in a path (`a/b/c` is 3).
+    pub max_depth: usize,
+    /// Bytes in one GNU long-name/long-link or PAX extension header body,
+    /// which the tar reader holds in memory.
+    pub max_header_bytes: u64,
+}
+
+impl Default for ImportLimits {
+    fn default() -> Self {
+        ImportLimits {
+            max_entries: MAX_ENTRIES,
+            max_content_bytes: MAX_CONTENT_BYTES,
+            max_depth: MAX_DEPTH,
+            max_header_bytes: MAX_HEADER_BYTES,
+        }
+    }
+}
+
+impl ImportLimits {
+    /// The defaults, with `SYSCONTAINER_MAX_LAYER_ENTRIES` and
+    /// `SYSCONTAINER_MAX_LAYER_BYTES` (see `paths`) applied when set to a number.
+    pub fn from_env() -> Self {
+        let mut l = ImportLimits::default();
+        let num = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        if let Some(n) = num(crate::paths::ENV_MAX_LAYER_ENTRIES) {
+            l.max_entries = n;
+        }
+        if let Some(n) = num(crate::paths::ENV_MAX_LAYER_BYTES) {
+            l.max_content_bytes = n;
+        }
+        l
+    }
+}
+
 /// Prefix of a whiteout file.
 pub const WHITEOUT_PREFIX: &str = ".wh.";
 /// An opaque-directory marker.
@@ -52,12 +110,37 @@ pub enum ImportError {
     PathTooLong { path: String, len: usize },
     #[error("layer entry '{path}' has a path component longer than {NAME_MAX} bytes")]
     NameTooLong { path: String },
+    #[error("layer entry '{path}': the {what} contains a NUL byte")]
+    Nul { path: String, what: &'static str },
     #[error("layer entry '{path}': the {what} is not valid UTF-8, which OSTree cannot store")]
     NotUtf8 { path: String, what: &'static str },
     #[error("layer entry '{path}' is a hardlink to '{target}', which is not a file earlier in the same layer")]
     HardlinkTarget { path: String, target: String },
     #[error("layer entry '{path}': its parent '{parent}' is not a directory in this layer")]
     ParentNotDir { path: String, parent: String },
+    #[error(
+        "layer entry '{path}' collides with an earlier entry '{normalized}' in the same layer"
+    )]
+    Collision { path: String, normalized: String },
+    #[error("the layer has more than {limit} entries (entry '{path}' is one too many)")]
+    TooManyEntries { path: String, limit: u64 },
+    #[error("layer entry '{path}' is {depth} directories deep, more than the limit of {limit}")]
+    TooDeep {
+        path: String,
+        depth: usize,
+        limit: usize,
+    },
+    #[error(
+        "layer entry '{path}' brings the layer's file content over the limit of {limit} bytes"
+    )]
+    TooLarge { path: String, limit: u64 },
+    #[error("a tar {what} header of {size} bytes after entry '{last}' is over the limit of {limit} bytes")]
+    HeaderTooLarge {
+        last: String,
+        what: &'static str,
+        size: u64,
+        limit: u64,
+    },
     #[error("layer entry '{path}' has an unsupported tar entry type '{kind}'")]
     EntryType { path: String, kind: char },
     #[error("layer entry '{path}' has an invalid header field ({what})")]
@@ -122,6 +205,213 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
+/// Why [`HeaderGuard`] stopped the stream.
+#[derive(Debug, Clone, Copy)]
+struct Refused {
+    what: &'static str,
+    size: u64,
+}
+
+#[derive(Debug)]
+enum GuardState {
+    /// Collecting a 512-byte header block.
+    Header,
+    /// Collecting a GNU sparse extension block; then data up to `data_end`.
+    SparseExt { data_end: u64 },
+    /// Collecting a PAX extension body up to `end`, then skipping to `next`.
+    Pax { end: u64, next: u64 },
+    /// Passing bytes through up to `next`, the next header.
+    Skip { next: u64 },
+    /// Lost track (a header the tar reader will reject anyway): pass through.
+    Off,
+}
+
+/// A reader below the tar parser that follows the archive's block structure
+/// on its own and refuses a GNU long-name/long-link or PAX extension header
+/// over the limit *before* the tar parser reads its body into memory (the
+/// `tar` crate reads those bodies whole, with no cap). It mirrors the crate's
+/// rules: PAX `size` overrides the next real entry's size, GNU sparse headers
+/// may be followed by extension blocks. It also records the position of the
+/// last real entry's header, which the importer checks against the parser's,
+/// so a disagreement is an error rather than a blind spot.
+struct HeaderGuard<R> {
+    inner: R,
+    limit: u64,
+    pos: u64,
+    block: Vec<u8>,
+    pax: Vec<u8>,
+    pending_pax_size: Option<u64>,
+    state: GuardState,
+    refused: Rc<Cell<Option<Refused>>>,
+    entry_header: Rc<Cell<u64>>,
+}
+
+impl<R: Read> HeaderGuard<R> {
+    fn new(inner: R, limit: u64) -> Self {
+        HeaderGuard {
+            inner,
+            limit,
+            pos: 0,
+            block: Vec::with_capacity(512),
+            pax: Vec::new(),
+            pending_pax_size: None,
+            state: GuardState::Header,
+            refused: Rc::new(Cell::new(None)),
+            entry_header: Rc::new(Cell::new(0)),
+        }
+    }
+
+    fn refuse(&self, what: &'static str, size: u64) -> io::Error {
+        self.refused.set(Some(Refused { what, size }));
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("tar {what} header of {size} bytes is over the limit"),
+        )
+    }
+
+    fn padded(pos: u64, size: u64) -> u64 {
+        pos.saturating_add(size.div_ceil(512).saturating_mul(512))
+    }
+
+    /// A complete header block at `self.pos - 512`.
+    fn header(&mut self) -> io::Result<()> {
+        let start = self.pos - 512;
+        if self.block.iter().all(|b| *b == 0) {
+            self.state = GuardState::Header;
+            return Ok(());
+        }
+        let h = tar::Header::from_byte_slice(&self.block);
+        let Ok(size) = h.entry_size() else {
+            self.state = GuardState::Off;
+            return Ok(());
+        };
+        let ty = h.entry_type();
+        // The tar crate reads the body of a GNU long name/link or PAX header
+        // into memory, and attaches it to the next entry, only when the
+        // header has a GNU or ustar magic. Anything else (a PAX global
+        // header, an unrecognised 'L') it yields as an entry of its own and
+        // skips the body of.
+        let recognized = h.as_gnu().is_some() || h.as_ustar().is_some();
+        let what = if ty.is_gnu_longname() {
+            Some("GNU long name")
+        } else if ty.is_gnu_longlink() {
+            Some("GNU long link")
+        } else if ty.is_pax_local_extensions() {
+            Some("PAX extension")
+        } else {
+            None
+        };
+        if let Some(what) = what.filter(|_| recognized) {
+            if size > self.limit {
+                return Err(self.refuse(what, size));
+            }
+            let next = Self::padded(self.pos, size);
+            if ty.is_pax_local_extensions() {
+                self.pax.clear();
+                self.state = GuardState::Pax {
+                    end: self.pos + size,
+                    next,
+                };
+            } else {
+                self.state = GuardState::Skip { next };
+            }
+            return Ok(());
+        }
+        // An entry the tar crate yields. A pending PAX size applies to it
+        // unless it has an extension type itself (then it is dropped).
+        self.entry_header.set(start);
+        let pax_size = self.pending_pax_size.take();
+        let ext_type = what.is_some() || ty.is_pax_global_extensions();
+        let size = if ext_type {
+            size
+        } else {
+            pax_size.unwrap_or(size)
+        };
+        let sparse_ext = ty.is_gnu_sparse() && h.as_gnu().is_some_and(|g| g.is_extended());
+        self.state = if sparse_ext {
+            GuardState::SparseExt {
+                data_end: Self::padded(self.pos, size),
+            }
+        } else {
+            GuardState::Skip {
+                next: Self::padded(self.pos, size),
+            }
+        };
+        Ok(())
+    }
+
+    fn feed(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            match self.state {
+                GuardState::Off => return Ok(()),
+                GuardState::Header | GuardState::SparseExt { .. } => {
+                    let k = (512 - self.block.len()).min(bytes.len());
+                    self.block.extend_from_slice(&bytes[..k]);
+                    bytes = &bytes[k..];
+                    self.pos += k as u64;
+                    if self.block.len() == 512 {
+                        if let GuardState::SparseExt { data_end } = self.state {
+                            // The data follows the extension blocks.
+                            let data_end = data_end + 512;
+                            self.state = if self.block[504] != 0 {
+                                GuardState::SparseExt { data_end }
+                            } else {
+                                GuardState::Skip { next: data_end }
+                            };
+                        } else {
+                            self.header()?;
+                        }
+                        self.block.clear();
+                    }
+                }
+                GuardState::Pax { end, next } => {
+                    let k = ((end - self.pos) as usize).min(bytes.len());
+                    self.pax.extend_from_slice(&bytes[..k]);
+                    bytes = &bytes[k..];
+                    self.pos += k as u64;
+                    if self.pos == end {
+                        self.pending_pax_size = pax_size(&self.pax);
+                        self.state = GuardState::Skip { next };
+                    }
+                }
+                GuardState::Skip { next } => {
+                    let k = (next.saturating_sub(self.pos)).min(bytes.len() as u64) as usize;
+                    bytes = &bytes[k..];
+                    self.pos += k as u64;
+                    if self.pos >= next {
+                        self.state = GuardState::Header;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// PAX `size`, as the `tar` crate reads it: the first `size` record, if the
+/// records up to it parse.
+fn pax_size(body: &[u8]) -> Option<u64> {
+    for ext in tar::PaxExtensions::new(body) {
+        let ext = ext.ok()?;
+        if ext.key() != Ok("size") {
+            continue;
+        }
+        return ext.value().ok()?.parse().ok();
+    }
+    None
+}
+
+impl<R: Read> Read for HeaderGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(r) = self.refused.get() {
+            return Err(self.refuse(r.what, r.size));
+        }
+        let n = self.inner.read(buf)?;
+        self.feed(&buf[..n])?;
+        Ok(n)
+    }
+}
+
 /// Display form of a raw path, shortened for very long ones.
 fn show(raw: &[u8]) -> String {
     let s = String::from_utf8_lossy(raw);
@@ -142,6 +432,14 @@ pub fn normalize(raw: &[u8]) -> Result<Vec<&str>, ImportError> {
         return Err(ImportError::PathTooLong {
             path: show(raw),
             len: raw.len(),
+        });
+    }
+    // A GNU long name or a PAX path may carry a NUL inside; libostree's C
+    // API would see a shorter name (and glib's bindings panic on it).
+    if raw.contains(&0) {
+        return Err(ImportError::Nul {
+            path: show(raw).replace('\0', "\\0"),
+            what: "path",
         });
     }
     let s = std::str::from_utf8(raw).map_err(|_| ImportError::NotUtf8 {
@@ -371,18 +669,37 @@ impl<'r> Importer<'r> {
         Ok(Self::wr(path, lookup(&t, last))?.0.map(|c| c.to_string()))
     }
 
-    /// Put a non-directory at `comps`, replacing whatever was there.
-    fn put_file(&mut self, comps: &[&str], path: &str, csum: &str) -> Result<(), ImportError> {
+    /// Put a non-directory at `comps`. Anything already there came from an
+    /// earlier entry of this layer (`raw` is this entry's name as written):
+    /// a collision, since tar readers disagree on which one wins.
+    fn put_file(
+        &mut self,
+        comps: &[&str],
+        path: &str,
+        raw: &str,
+        csum: &str,
+    ) -> Result<(), ImportError> {
         let parent = self.parent(comps, path)?;
         let name = comps[comps.len() - 1];
-        if Self::wr(path, lookup(&parent, name))?.1.is_some() {
-            Self::wr(path, parent.remove(name, true))?;
-            self.cache = None;
+        let (file, dir) = Self::wr(path, lookup(&parent, name))?;
+        if file.is_some() || dir.is_some() {
+            return Err(ImportError::Collision {
+                path: raw.to_string(),
+                normalized: path.to_string(),
+            });
         }
         Self::wr(path, parent.replace_file(name, csum))
     }
 
-    fn put_dir(&mut self, comps: &[&str], path: &str, meta: &Meta) -> Result<(), ImportError> {
+    /// Put a directory at `comps`. Repeating a directory is allowed (the last
+    /// metadata wins); replacing a non-directory of this layer is not.
+    fn put_dir(
+        &mut self,
+        comps: &[&str],
+        path: &str,
+        raw: &str,
+        meta: &Meta,
+    ) -> Result<(), ImportError> {
         let m = Self::wr(
             path,
             self.metas.get(
@@ -400,7 +717,10 @@ impl<'r> Importer<'r> {
         let parent = self.parent(comps, path)?;
         let name = comps[comps.len() - 1];
         if Self::wr(path, lookup(&parent, name))?.0.is_some() {
-            Self::wr(path, parent.remove(name, true))?;
+            return Err(ImportError::Collision {
+                path: raw.to_string(),
+                normalized: path.to_string(),
+            });
         }
         let sub = Self::wr(path, parent.ensure_dir(name))?;
         sub.set_metadata_checksum(&m);
@@ -556,9 +876,19 @@ fn entry_meta<R: Read>(e: &mut tar::Entry<'_, R>, path: &str) -> Result<Meta, Im
 }
 
 /// Import one layer's (uncompressed) tar stream into `repo`, which must be in
-/// a transaction. The stream is read to EOF, so that a verifying reader
-/// underneath sees the end and checks its digest.
+/// a transaction, with the default [`ImportLimits`]. The stream is read to
+/// EOF, so that a verifying reader underneath sees the end and checks its
+/// digest.
 pub fn import_layer<R: Read>(repo: &ostree::Repo, r: R) -> Result<Imported, ImportError> {
+    import_layer_with(repo, r, &ImportLimits::default())
+}
+
+/// [`import_layer`] with explicit limits.
+pub fn import_layer_with<R: Read>(
+    repo: &ostree::Repo,
+    r: R,
+    limits: &ImportLimits,
+) -> Result<Imported, ImportError> {
     let mut metas = DirMetas::new();
     let default_meta = metas
         .get(repo, 0, 0, 0o755, None)
@@ -579,22 +909,48 @@ pub fn import_layer<R: Read>(repo: &ostree::Repo, r: R) -> Result<Imported, Impo
         written: HashSet::new(),
         stats: ImportStats::default(),
     };
-    let mut counter = CountingReader { inner: r, n: 0 };
+    let guard = HeaderGuard::new(r, limits.max_header_bytes);
+    let refused = guard.refused.clone();
+    let entry_header = guard.entry_header.clone();
+    let mut counter = CountingReader { inner: guard, n: 0 };
     let mut last = String::from("(none)");
     let mut last_end = 0u64;
     {
         let mut ar = tar::Archive::new(&mut counter);
-        let entries = ar.entries().map_err(|source| ImportError::Read {
-            last: last.clone(),
-            source,
-        })?;
-        for e in entries {
-            let mut e = e.map_err(|source| ImportError::Read {
-                last: last.clone(),
+        let read_err = |last: &str, source| match refused.get() {
+            Some(r) => ImportError::HeaderTooLarge {
+                last: last.to_string(),
+                what: r.what,
+                size: r.size,
+                limit: limits.max_header_bytes,
+            },
+            None => ImportError::Read {
+                last: last.to_string(),
                 source,
-            })?;
+            },
+        };
+        let entries = ar.entries().map_err(|e| read_err(&last, e))?;
+        let mut count = 0u64;
+        for e in entries {
+            let mut e = e.map_err(|e| read_err(&last, e))?;
             let raw = e.path_bytes().into_owned();
             last = show(&raw);
+            if e.raw_header_position() != entry_header.get() {
+                return Err(ImportError::Read {
+                    last,
+                    source: io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "the tar stream's extension headers are inconsistent",
+                    ),
+                });
+            }
+            count += 1;
+            if count > limits.max_entries {
+                return Err(ImportError::TooManyEntries {
+                    path: last,
+                    limit: limits.max_entries,
+                });
+            }
             let kind = e.header().entry_type();
             let stored = e.header().entry_size().map_err(header_err(&last, "size"))?;
             last_end = e.raw_file_position() + stored.div_ceil(512) * 512;
@@ -602,6 +958,13 @@ pub fn import_layer<R: Read>(repo: &ostree::Repo, r: R) -> Result<Imported, Impo
                 continue;
             }
             let comps = normalize(&raw)?;
+            if comps.len() > limits.max_depth {
+                return Err(ImportError::TooDeep {
+                    path: last,
+                    depth: comps.len(),
+                    limit: limits.max_depth,
+                });
+            }
             let path = comps.join("/");
             let path = if path.is_empty() { "/" } else { path.as_str() };
             if comps.is_empty() && !kind.is_dir() {
@@ -614,7 +977,7 @@ pub fn import_layer<R: Read>(repo: &ostree::Repo, r: R) -> Result<Imported, Impo
             match kind {
                 tar::EntryType::Directory => {
                     let meta = entry_meta(&mut e, path)?;
-                    imp.put_dir(&comps, path, &meta)?;
+                    imp.put_dir(&comps, path, &last, &meta)?;
                     imp.stats.dirs += 1;
                 }
                 tar::EntryType::Regular
@@ -622,8 +985,14 @@ pub fn import_layer<R: Read>(repo: &ostree::Repo, r: R) -> Result<Imported, Impo
                 | tar::EntryType::GNUSparse => {
                     let meta = entry_meta(&mut e, path)?;
                     let size = e.size();
+                    if imp.stats.content_bytes.saturating_add(size) > limits.max_content_bytes {
+                        return Err(ImportError::TooLarge {
+                            path: last,
+                            limit: limits.max_content_bytes,
+                        });
+                    }
                     let csum = imp.write_regfile(&mut e, path, size, &meta)?;
-                    imp.put_file(&comps, path, &csum)?;
+                    imp.put_file(&comps, path, &last, &csum)?;
                     if is_whiteout {
                         imp.stats.whiteouts += 1;
                     } else {
@@ -634,6 +1003,12 @@ pub fn import_layer<R: Read>(repo: &ostree::Repo, r: R) -> Result<Imported, Impo
                 tar::EntryType::Symlink => {
                     let meta = entry_meta(&mut e, path)?;
                     let target = e.link_name_bytes().unwrap_or_default().into_owned();
+                    if target.contains(&0) {
+                        return Err(ImportError::Nul {
+                            path: path.into(),
+                            what: "symlink target",
+                        });
+                    }
                     let target = String::from_utf8(target).map_err(|_| ImportError::NotUtf8 {
                         path: path.into(),
                         what: "symlink target",
@@ -649,7 +1024,7 @@ pub fn import_layer<R: Read>(repo: &ostree::Repo, r: R) -> Result<Imported, Impo
                             gio::Cancellable::NONE,
                         ),
                     )?;
-                    imp.put_file(&comps, path, &c)?;
+                    imp.put_file(&comps, path, &last, &c)?;
                     imp.stats.symlinks += 1;
                 }
                 tar::EntryType::Link => {
@@ -662,7 +1037,7 @@ pub fn import_layer<R: Read>(repo: &ostree::Repo, r: R) -> Result<Imported, Impo
                     let Some(c) = imp.find_file(&tcomps, path)? else {
                         return Err(bad_target());
                     };
-                    imp.put_file(&comps, path, &c)?;
+                    imp.put_file(&comps, path, &last, &c)?;
                     imp.stats.hardlinks += 1;
                 }
                 tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
@@ -684,6 +1059,8 @@ pub fn import_layer<R: Read>(repo: &ostree::Repo, r: R) -> Result<Imported, Impo
         return Err(ImportError::NoEndMarker { last });
     }
     // Drain the padding, so that verifying readers underneath reach EOF.
+    // What follows the end marker is not parsed.
+    counter.inner.state = GuardState::Off;
     io::copy(&mut counter, &mut io::sink()).map_err(|source| ImportError::Read {
         last: last.clone(),
         source,
@@ -806,6 +1183,14 @@ mod tests {
             normalize(b"a\xff"),
             Err(ImportError::NotUtf8 { .. })
         ));
+        // Found by fuzzing: a GNU long name with a NUL inside panicked in
+        // glib (fuzz/regressions/import/crash-interior-nul-gnu-longname).
+        let e = normalize(b"a\0b/c").unwrap_err();
+        assert!(matches!(e, ImportError::Nul { .. }), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "layer entry 'a\\0b/c': the path contains a NUL byte"
+        );
         // "..." and "..x" are ordinary names.
         assert_eq!(normalize(b"...").unwrap(), vec!["..."]);
     }

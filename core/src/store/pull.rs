@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use glib::prelude::*;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use super::import::{import_layer, ImportStats};
+use super::import::{import_layer_with, ImportLimits, ImportStats};
 use super::lock::LockMode;
 use super::{names, valid_digest, Store, StoreError};
 use super::{
@@ -313,7 +313,7 @@ fn fetch_layer(
         let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(PIPE_CHUNKS);
         let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
         let reader = s.spawn(move || feed(raw, d, diff_id, idx, progress, tx, back_rx));
-        let imported = import_layer(
+        let imported = import_layer_with(
             repo,
             ChunkReader {
                 rx,
@@ -321,6 +321,7 @@ fn fetch_layer(
                 cur: Vec::new(),
                 pos: 0,
             },
+            &ImportLimits::from_env(),
         );
         let fed = match reader.join() {
             Ok(f) => f,
