@@ -51,6 +51,9 @@ status_says_why() {   # status_says_why NAME
 check "bad.service exists (not 'Unit not found')" prop_is bad LoadState loaded
 check "bad is not started at boot" is_inactive bad
 check "systemctl status bad names the file" status_says_why bad
+check "systemctl status bad shows the reason before any start" \
+    sh -c 'out=$(cat); echo "$out"; echo "$out" | grep -Ei "broken record: .*not valid JSON"' \
+    < <(g systemctl status --no-pager -l -n 20 bad)
 good1_id=$(ident good1)
 check "systemctl start bad fails" not g systemctl start bad
 check "bad's start exited 6 (NOTCONFIGURED)" prop_is bad ExecMainStatus 6
