@@ -423,7 +423,13 @@ mod tests {
             "x \"y\" 5% $Z\nnext",
         );
         assert!(u.contains(r#"ExecStart=/bin/sh -c "echo \"$$0\" >&2; exit 6" "syscontainer: cannot start bad: x \"y\" 5%% $$Z next""#), "{u}");
-        assert!(u.contains("\nDescription=System container bad, broken record: x \"y\" 5%% $Z next\n"), "{u}");
-        assert_eq!(plain_value("ends in a backslash\\\\"), "ends in a backslash");
+        assert!(
+            u.contains("\nDescription=System container bad, broken record: x \"y\" 5%% $Z next\n"),
+            "{u}"
+        );
+        assert_eq!(
+            plain_value("ends in a backslash\\\\"),
+            "ends in a backslash"
+        );
     }
 }
