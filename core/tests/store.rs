@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use syscontainer::paths::Root;
 use syscontainer::source::{Descriptor, ImageSource, ResolvedImage, SourceError};
-use syscontainer::store::{pull, Location, LockMode, NoProgress, PullReport, Store, StoreError};
+use syscontainer::store::{
+    pull, CheckoutMethod, Location, LockMode, NoProgress, PullReport, Store, StoreError,
+};
 
 fn sha(b: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(b)))
@@ -1108,4 +1110,166 @@ fn verify_checkout_reports_modified_added_and_missing() {
     assert!(!r.ok(), "{r:?}");
     let errors: usize = r.layers.iter().map(|l| l.errors.len()).sum();
     assert_eq!(errors, 2, "{r:?}");
+}
+
+// ------------------------------------------------ hardlink vs libostree checkout
+
+/// Path, type, mode, owner, xattrs (directories too), symlink target, and
+/// for non-directories the inode (both checkouts link the same objects).
+fn full_listing(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = p.symlink_metadata().unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let mut l = format!("{rel} {:o} {}:{}", m.mode(), m.uid(), m.gid());
+            if m.is_dir() {
+                stack.push(p.clone());
+            } else if m.file_type().is_symlink() {
+                let t = std::fs::read_link(&p).unwrap();
+                l.push_str(&format!(" -> {} ino:{}", t.display(), m.ino()));
+            } else {
+                let c = sha(&std::fs::read(&p).unwrap());
+                l.push_str(&format!(" {c} ino:{}", m.ino()));
+            }
+            let mut xs: Vec<_> = xattr::list(&p).unwrap().collect();
+            xs.sort();
+            for x in xs {
+                let v = xattr::get(&p, &x).unwrap().unwrap_or_default();
+                l.push_str(&format!(
+                    " xattr:{}={}",
+                    x.to_string_lossy(),
+                    hex::encode(v)
+                ));
+            }
+            out.push(l);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn union_edge_layers() -> Vec<Vec<u8>> {
+    let l1 = Layer::new()
+        .dir("./", 0o755)
+        .dir("tmp", 0o1777)
+        .pax(&[("SCHILY.xattr.user.dir", b"dirval")])
+        .dir("d", 0o750)
+        .file("d/f", b"f1", 0o644)
+        .dir("gone", 0o755)
+        .dir("gone/sub", 0o755)
+        .file("gone/sub/x", b"x", 0o644)
+        .dir("y", 0o755)
+        .file("y/z", b"z", 0o644)
+        .file("same", b"same", 0o644)
+        .file("s", b"a file, then a symlink", 0o644)
+        .dir("ro", 0o555)
+        .file("ro/a", b"a", 0o444)
+        .dir("op", 0o755)
+        .file("op/old", b"old", 0o644)
+        .dir("op/sub", 0o700)
+        .file("op/sub/old", b"old", 0o644)
+        .tar();
+    let l2 = Layer::new()
+        // tmp/ and ro/ implicit: they keep their layer-1 metadata.
+        .file("tmp/new", b"new", 0o600)
+        .file("ro/b", b"b", 0o444)
+        .file(".wh.gone", b"", 0o644)
+        .file("y", b"a file over a directory", 0o644)
+        .file("same", b"same", 0o644)
+        .symlink("s", "/target")
+        .dir("d", 0o700)
+        .file("d/f", b"f2", 0o600)
+        .dir("op", 0o711)
+        .file("op/.wh..wh..opq", b"", 0o644)
+        .file("op/new", b"new", 0o644)
+        .tar();
+    let l3 = Layer::new()
+        .dir("gone", 0o700)
+        .file("gone/again", b"again", 0o644)
+        .file("d/.wh.f", b"", 0o644)
+        .tar();
+    vec![l1, l2, l3]
+}
+
+#[test]
+fn hardlink_checkout_matches_libostree_on_union_edge_cases() {
+    let e = env();
+    let img = TestImage::new("localhost:5000/test/edges:1", union_edge_layers());
+    do_pull(&e.store, &img).unwrap();
+    let info = e.store.image("localhost:5000/test/edges:1").unwrap();
+    let ours = e.store.checkout_root().join("edges.ours");
+    let theirs = e.store.checkout_root().join("edges.libostree");
+    e.store
+        .checkout_with(&info, &ours, CheckoutMethod::Hardlink)
+        .unwrap();
+    e.store
+        .checkout_with(&info, &theirs, CheckoutMethod::Libostree)
+        .unwrap();
+    let a = full_listing(&ours);
+    assert_eq!(a, full_listing(&theirs));
+    let has = |p: &str| a.iter().any(|l| l.starts_with(&format!("{p} ")));
+    assert!(has("tmp/new") && has("ro/b") && has("op/new") && has("gone/again"));
+    assert!(!has("gone/sub") && !has("op/old") && !has("op/sub") && !has("d/f"));
+    assert!(!a.iter().any(|l| l.contains(".wh.")), "{a:?}");
+    assert_eq!(mode(&ours.join("tmp")), 0o1777);
+    assert_eq!(mode(&ours.join("ro")), 0o555);
+    assert_eq!(
+        mode(&ours.join("d")),
+        0o750,
+        "an existing dir keeps its metadata"
+    );
+    assert_eq!(
+        mode(&ours.join("op")),
+        0o711,
+        "an opaque dir is created afresh"
+    );
+    assert_eq!(mode(&ours.join("gone")), 0o700);
+    assert_eq!(
+        xattr::get(ours.join("d"), "user.dir").unwrap(),
+        Some(b"dirval".to_vec())
+    );
+    assert_eq!(
+        std::fs::read(ours.join("y")).unwrap(),
+        b"a file over a directory"
+    );
+    assert_eq!(
+        std::fs::read_link(ours.join("s")).unwrap(),
+        PathBuf::from("/target")
+    );
+}
+
+/// A directory over a non-directory replaces it (libostree fails there).
+#[test]
+fn hardlink_checkout_dir_over_file() {
+    let e = env();
+    let l1 = Layer::new()
+        .dir("./", 0o755)
+        .file("x", b"a file", 0o644)
+        .symlink("l", "x")
+        .tar();
+    let l2 = Layer::new()
+        .dir("x", 0o710)
+        .file("x/inside", b"in", 0o644)
+        .dir("l", 0o755)
+        .tar();
+    let img = TestImage::new("localhost:5000/test/dof:1", vec![l1, l2]);
+    do_pull(&e.store, &img).unwrap();
+    let info = e.store.image("localhost:5000/test/dof:1").unwrap();
+    let dest = e.store.checkout_root().join("dof.0");
+    e.store
+        .checkout_with(&info, &dest, CheckoutMethod::Hardlink)
+        .unwrap();
+    assert_eq!(mode(&dest.join("x")), 0o710);
+    assert_eq!(std::fs::read(dest.join("x/inside")).unwrap(), b"in");
+    assert!(std::fs::symlink_metadata(dest.join("l")).unwrap().is_dir());
+    // libostree's checkout fails, and leaves nothing behind.
+    let d2 = e.store.checkout_root().join("dof.1");
+    assert!(e
+        .store
+        .checkout_with(&info, &d2, CheckoutMethod::Libostree)
+        .is_err());
+    assert!(!d2.exists());
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use syscontainer::paths::Root;
 use syscontainer::source::{ImageSource, SourceOptions};
-use syscontainer::store::{pull, Location, NoProgress, Store};
+use syscontainer::store::{pull, CheckoutMethod, Location, NoProgress, Store};
 
 fn fixtures() -> PathBuf {
     let f = PathBuf::from(
@@ -118,6 +118,80 @@ fn layered_fixture_checks_out_as_expected() {
     let want = fs::read_to_string(f.join("layered.expected")).unwrap();
     assert_eq!(got, want);
     assert!(s.verify(&img).unwrap().ok());
+}
+
+/// Everything a checkout is made of, for comparing two checkouts of the same
+/// repo: per path its type, mode, owner, xattrs (directories too), symlink
+/// target, and for files the content hash and the inode (both checkouts
+/// hardlink the same repo objects, so inodes must match too).
+fn full_listing(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = p.symlink_metadata().unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let mut l = format!("{rel} {:o} {}:{}", m.mode(), m.uid(), m.gid());
+            if m.is_dir() {
+                stack.push(p.clone());
+            } else if m.file_type().is_symlink() {
+                l.push_str(&format!(
+                    " -> {} ino:{}",
+                    fs::read_link(&p).unwrap().display(),
+                    m.ino()
+                ));
+            } else {
+                l.push_str(&format!(
+                    " {} ino:{} nlink>1:{}",
+                    sha(&fs::read(&p).unwrap()),
+                    m.ino(),
+                    m.nlink() > 1
+                ));
+            }
+            let mut xs: Vec<_> = xattr::list(&p).unwrap().collect();
+            xs.sort();
+            for x in xs {
+                let v = xattr::get(&p, &x).unwrap().unwrap_or_default();
+                l.push_str(&format!(
+                    " xattr:{}={}",
+                    x.to_string_lossy(),
+                    hex::encode(v)
+                ));
+            }
+            out.push(l);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Our hardlink checkout and libostree's give the same tree.
+#[test]
+fn hardlink_checkout_matches_libostree() {
+    for tag in ["layered", "hello"] {
+        let (_t, s) = store();
+        pull(&s, &mut *fixture(tag), &mut NoProgress).unwrap();
+        let img = s.image(&format!("localhost/sctest/{tag}")).unwrap();
+        let ours = s.checkout_root().join(format!("{tag}.ours"));
+        let theirs = s.checkout_root().join(format!("{tag}.libostree"));
+        s.checkout_with(&img, &ours, CheckoutMethod::Hardlink)
+            .unwrap();
+        s.checkout_with(&img, &theirs, CheckoutMethod::Libostree)
+            .unwrap();
+        let (a, b) = (full_listing(&ours), full_listing(&theirs));
+        assert!(a.len() > 5, "{tag}: {a:?}");
+        assert_eq!(a, b, "{tag}");
+        let root = |p: &Path| {
+            let m = p.metadata().unwrap();
+            (m.mode(), m.uid(), m.gid())
+        };
+        assert_eq!(root(&ours), root(&theirs), "{tag}: root dir");
+        if tag == "layered" {
+            let want = fs::read_to_string(fixtures().join("layered.expected")).unwrap();
+            assert_eq!(listing(&ours), want);
+        }
+    }
 }
 
 #[test]

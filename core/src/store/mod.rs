@@ -19,6 +19,7 @@
 //! Locking: mutations take an exclusive `flock` on
 //! `/run/syscontainer/lock/store.lock`; see [`Store::lock`].
 
+mod checkout;
 pub mod import;
 mod lock;
 mod names;
@@ -38,6 +39,7 @@ use crate::paths::{self, Root};
 use crate::source::SourceError;
 use crate::template::TemplateError;
 
+pub use checkout::CheckoutFailure;
 pub use import::{ImportError, ImportStats};
 pub use lock::{LockMode, StoreLock};
 pub use pull::{human, pull, ConsoleProgress, NoProgress, Progress, PullReport};
@@ -192,6 +194,14 @@ pub enum StoreError {
         dest: PathBuf,
         #[source]
         source: glib::Error,
+    },
+    #[error("checking out layer {digest} of image '{name}' into {dest}")]
+    CheckoutIo {
+        name: String,
+        digest: String,
+        dest: PathBuf,
+        #[source]
+        source: Box<CheckoutFailure>,
     },
     #[error("cannot sync the filesystem of {path}")]
     Sync {
@@ -420,6 +430,15 @@ fn meta_u64(d: &glib::VariantDict, k: &str) -> Option<u64> {
 
 fn not_found(e: &glib::Error) -> bool {
     e.matches(gio::IOErrorEnum::NotFound)
+}
+
+/// How [`Store::checkout_with`] checks the layers out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckoutMethod {
+    /// Our own walk of the dirtree objects: one `linkat` per file (default).
+    Hardlink,
+    /// libostree's `checkout_at`, layer by layer (`SYSCONTAINER_CHECKOUT=libostree`).
+    Libostree,
 }
 
 /// What one layer holds at a path, for union lookups.
@@ -730,7 +749,24 @@ impl Store {
     /// parent must): hardlinks into the repo (no copy fallback), layers in
     /// order with whiteouts and opaque directories applied, one `syncfs` at
     /// the end. On failure, `dest` is removed.
+    ///
+    /// Uses our own checkout ([`CheckoutMethod::Hardlink`]), or libostree's
+    /// when `SYSCONTAINER_CHECKOUT=libostree`.
     pub fn checkout(&self, img: &ImageInfo, dest: &Path) -> Result<(), StoreError> {
+        let method = match std::env::var_os("SYSCONTAINER_CHECKOUT") {
+            Some(v) if v == "libostree" => CheckoutMethod::Libostree,
+            _ => CheckoutMethod::Hardlink,
+        };
+        self.checkout_with(img, dest, method)
+    }
+
+    /// [`Store::checkout`] with the given implementation.
+    pub fn checkout_with(
+        &self,
+        img: &ImageInfo,
+        dest: &Path,
+        method: CheckoutMethod,
+    ) -> Result<(), StoreError> {
         if fs::symlink_metadata(dest).is_ok() {
             return Err(StoreError::DestExists {
                 path: dest.to_path_buf(),
@@ -753,29 +789,9 @@ impl Store {
                     source,
                 })?;
             }
-            let opts = ostree::RepoCheckoutAtOptions {
-                mode: ostree::RepoCheckoutMode::None,
-                overwrite_mode: ostree::RepoCheckoutOverwriteMode::UnionFiles,
-                process_whiteouts: true,
-                no_copy_fallback: true,
-                ..Default::default()
-            };
-            for (digest, commit) in &commits {
-                self.repo
-                    .checkout_at(
-                        Some(&opts),
-                        libc::AT_FDCWD,
-                        dest,
-                        commit,
-                        gio::Cancellable::NONE,
-                    )
-                    .map_err(|source| StoreError::Checkout {
-                        name: img.name.clone(),
-                        digest: digest.to_string(),
-                        dest: dest.to_path_buf(),
-                        source,
-                    })?;
-                crate::failpoint!("checkout.layer");
+            match method {
+                CheckoutMethod::Hardlink => self.checkout_hardlink(img, &commits, dest)?,
+                CheckoutMethod::Libostree => self.checkout_libostree(img, &commits, dest)?,
             }
             syncfs(dest)
         })();
@@ -783,6 +799,61 @@ impl Store {
             let _ = fs::remove_dir_all(dest);
         }
         res
+    }
+
+    fn checkout_hardlink(
+        &self,
+        img: &ImageInfo,
+        commits: &[(&String, String)],
+        dest: &Path,
+    ) -> Result<(), StoreError> {
+        let err = |digest: &str, f: CheckoutFailure| StoreError::CheckoutIo {
+            name: img.name.clone(),
+            digest: digest.to_string(),
+            dest: dest.to_path_buf(),
+            source: Box::new(f),
+        };
+        let first = commits.first().map(|(d, _)| d.as_str()).unwrap_or_default();
+        let mut linker =
+            checkout::Linker::new(&self.repo, &self.repo_real).map_err(|f| err(first, f))?;
+        for (digest, commit) in commits {
+            linker.layer(commit, dest).map_err(|f| err(digest, f))?;
+            crate::failpoint!("checkout.layer");
+        }
+        Ok(())
+    }
+
+    fn checkout_libostree(
+        &self,
+        img: &ImageInfo,
+        commits: &[(&String, String)],
+        dest: &Path,
+    ) -> Result<(), StoreError> {
+        let opts = ostree::RepoCheckoutAtOptions {
+            mode: ostree::RepoCheckoutMode::None,
+            overwrite_mode: ostree::RepoCheckoutOverwriteMode::UnionFiles,
+            process_whiteouts: true,
+            no_copy_fallback: true,
+            ..Default::default()
+        };
+        for (digest, commit) in commits {
+            self.repo
+                .checkout_at(
+                    Some(&opts),
+                    libc::AT_FDCWD,
+                    dest,
+                    commit,
+                    gio::Cancellable::NONE,
+                )
+                .map_err(|source| StoreError::Checkout {
+                    name: img.name.clone(),
+                    digest: digest.to_string(),
+                    dest: dest.to_path_buf(),
+                    source,
+                })?;
+            crate::failpoint!("checkout.layer");
+        }
+        Ok(())
     }
 
     fn layer_roots(&self, img: &ImageInfo) -> Result<Vec<gio::File>, StoreError> {
