@@ -82,9 +82,14 @@ bench_fs() {
 	SYSCONTAINER_ROOT=$R "$SC" install --no-enable --name ref "$img" >/dev/null
 	local tree=$A/ref.0/rootfs
 	echo "== $fs: $(df -T "$d" | awk 'NR==2 {print $2" on "$7}'), $(find "$tree" | wc -l) entries, $(du -sm "$tree" | cut -f1) MB, $REPS reps, load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-	ours() { timed install env SYSCONTAINER_ROOT="$R" "$SC" install --no-enable --name "b$1" "$img"; }
-	cpal() { timed cp-al cp -al "$tree" "$d/cpal"; }
-	cpa() { timed cp-a cp -a "$tree" "$d/cpa"; }
+	# `sync` before each timed command: our syncfs must not pay for the
+	# previous command's dirty data. `cp -al + sync -f` is the durable rival.
+	ours() { sync; timed install env SYSCONTAINER_ROOT="$R" "$SC" install --no-enable --name "b$1" "$img"; }
+	cpal() {
+		sync; timed cp-al cp -al "$tree" "$d/cpal"
+		sync; timed cp-al-sync sh -c 'cp -al "$1" "$2" && sync -f "$2"' - "$tree" "$d/cpals"
+	}
+	cpa() { sync; timed cp-a cp -a "$tree" "$d/cpa"; }
 	for i in $(seq 1 "$REPS"); do
 		sync
 		case $((i % 3)) in
@@ -93,7 +98,7 @@ bench_fs() {
 		0) cpa; ours "$i"; cpal ;;
 		esac
 		SYSCONTAINER_ROOT=$R "$SC" uninstall "b$i" >/dev/null
-		rm -rf "$d/cpal" "$d/cpa"
+		rm -rf "$d/cpal" "$d/cpals" "$d/cpa"
 		printf '  rep %d done (load %s)\n' "$i" "$(cut -d' ' -f1 /proc/loadavg)" >&2
 	done
 	python3 - "$RES" "$fs" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
@@ -106,8 +111,10 @@ runs = lambda k: " ".join("%.2f" % x for x in t[k])
 print(f"install of medium ({sys.argv[2]}; medians of {len(t['install'])} interleaved reps; load after: {sys.argv[3]})")
 print(f"  syscontainer install   {m['install']:7.3f} s   (runs: {runs('install')})")
 print(f"  cp -al                 {m['cp-al']:7.3f} s   (runs: {runs('cp-al')})")
+print(f"  cp -al + sync -f        {m['cp-al-sync']:7.3f} s   (runs: {runs('cp-al-sync')})")
 print(f"  cp -a                  {m['cp-a']:7.3f} s   (runs: {runs('cp-a')})")
 print(f"  ratio install / cp -al {m['install'] / m['cp-al']:7.2f}x  (target <= 1.5x)")
+print(f"  ratio install / (cp -al + sync -f) {m['install'] / m['cp-al-sync']:7.2f}x")
 print(f"  ratio install / cp -a  {m['install'] / m['cp-a']:7.2f}x")
 PY
 	rm -rf "$d"
