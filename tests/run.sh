@@ -21,7 +21,8 @@ tests/fixtures/make-images.sh all
 step "cargo test (with the crash-consistency and concurrency tests: cli/tests/crash.rs, feature failpoints)"
 cargo test --workspace --all-features
 step "systemd-analyze verify on generated units"
-tests/verify-units.sh target/release/syscontainer-generator target/release/syscontainer-exec
+REL=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release
+tests/verify-units.sh "$REL/syscontainer-generator" "$REL/syscontainer-exec"
 step "Debian package (test-boot-activation installs it with dpkg -i)"
 packaging/build-deb.sh
 step "system tests (systemd in systemd-nspawn)"
