@@ -35,10 +35,10 @@ tests/fixtures/make-images.sh medium >/dev/null
 F=${SYSCONTAINER_FIXTURES:-/var/tmp/syscontainer-fixtures}
 
 W=$(mktemp -d /var/tmp/syscontainer-installbench.XXXXXX)
-MNT=""
+. bench/lib.sh
 cleanup() {
 	set +e
-	[ -n "$MNT" ] && { umount "$MNT"; rmdir "$MNT"; }
+	bench_unmount
 	rm -rf "$W"
 }
 trap cleanup EXIT
@@ -56,20 +56,8 @@ timed() {  # timed NAME CMD...: append "NAME seconds" to $RES
 
 bench_fs() {
 	local fs=$1 d
-	case $fs in
-	root) d=$W/run ;;
-	ext4)
-		MNT=$(mktemp -d /tmp/syscontainer-installbench-mnt.XXXXXX)
-		truncate -s 4G "$W/ext4.img"
-		mkfs.ext4 -q -F "$W/ext4.img"
-		mount -o loop "$W/ext4.img" "$MNT"
-		d=$MNT/run ;;
-	tmpfs)
-		MNT=$(mktemp -d /tmp/syscontainer-installbench-mnt.XXXXXX)
-		mount -t tmpfs -o size=3g tmpfs "$MNT"
-		d=$MNT/run ;;
-	*) echo "install.sh: unknown FS '$fs'" >&2; exit 2 ;;
-	esac
+	bench_mount "$fs"
+	d=$BENCH_DIR
 	RES=$W/results.$fs
 	: >"$RES"
 	local R=$d/root
@@ -118,7 +106,7 @@ print(f"  ratio install / (cp -al + sync -f) {m['install'] / m['cp-al-sync']:7.2
 print(f"  ratio install / cp -a  {m['install'] / m['cp-a']:7.2f}x")
 PY
 	rm -rf "$d"
-	if [ -n "$MNT" ]; then umount "$MNT"; rmdir "$MNT"; MNT=""; rm -f "$W/ext4.img"; fi
+	bench_unmount
 }
 
 echo "$(nproc) CPUs; $(uptime)" >&2

@@ -40,10 +40,10 @@ SC=$(realpath "$CARGO_TARGET_DIR/release/syscontainer")
 tests/fixtures/make-images.sh medium >/dev/null
 
 W=$(mktemp -d /var/tmp/syscontainer-pullbench.XXXXXX)
-MNT=""
+. bench/lib.sh
 cleanup() {
 	set +e
-	[ -n "$MNT" ] && { umount "$MNT"; rmdir "$MNT"; }
+	bench_unmount
 	tests/fixtures/registry.sh stop "$W/reg" >/dev/null 2>&1
 	rm -rf "$W"
 }
@@ -80,20 +80,8 @@ rival() {  # rival DIR
 
 bench_fs() {  # bench_fs FS
 	local fs=$1 d
-	case $fs in
-	root) d=$W/run ;;
-	ext4)
-		MNT=$(mktemp -d /tmp/syscontainer-pullbench-mnt.XXXXXX)
-		truncate -s 4G "$W/ext4.img"
-		mkfs.ext4 -q -F "$W/ext4.img"
-		mount -o loop "$W/ext4.img" "$MNT"
-		d=$MNT/run ;;
-	tmpfs)
-		MNT=$(mktemp -d /tmp/syscontainer-pullbench-mnt.XXXXXX)
-		mount -t tmpfs -o size=3g tmpfs "$MNT"
-		d=$MNT/run ;;
-	*) echo "pull.sh: unknown FS '$fs'" >&2; exit 2 ;;
-	esac
+	bench_mount "$fs"
+	d=$BENCH_DIR
 	RES=$W/results.$fs
 	: >"$RES"
 	echo "== $fs: $(df -T "$(dirname "$d")" | awk 'NR==2 {print $2" on "$7}'), $REPS reps, load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
@@ -119,7 +107,7 @@ print(f"  ratio ours / rival           {med['ours'] / r:7.2f}x  (target <= 1.0x,
 print(f"  re-pull (already present)    {med['repull'] * 1e3:7.1f} ms  (target < 50 ms; min {min(t['repull']) * 1e3:.1f} ms)")
 print(f"  peak RSS of a pull           {max(m['ours']) / 1024:7.1f} MiB (target < 64 MiB; skopeo {max(m['skopeo']) / 1024:.0f} MiB, umoci {max(m['umoci']) / 1024:.0f} MiB)")
 PY
-	if [ -n "$MNT" ]; then umount "$MNT"; rmdir "$MNT"; MNT=""; rm -f "$W/ext4.img"; fi
+	bench_unmount
 }
 
 echo "$(nproc) CPUs; $(uptime)" >&2

@@ -174,7 +174,7 @@ fn pull_if_needed(
     creds: Option<String>,
     tls_verify: bool,
 ) -> Result<String> {
-    let store = syscontainer::store::Store::open(root).context("opening the image store")?;
+    let store = crate::images::open(root)?;
     let is_source = ["dockertar:", "oci:", "docker:", "docker://", "http:"]
         .iter()
         .any(|p| image.starts_with(p));
@@ -188,12 +188,7 @@ fn pull_if_needed(
         tls_verify,
         quiet: false,
     };
-    let mut src = syscontainer::source::open(image, &opts)
-        .with_context(|| format!("opening source '{image}'"))?;
-    let mut progress = syscontainer::store::ConsoleProgress::new(false);
-    let r = syscontainer::store::pull(&store, src.as_mut(), &mut progress)
-        .with_context(|| format!("pulling {image}"))?;
-    Ok(r.name)
+    Ok(crate::images::pull_into(&store, image, &opts, false)?.name)
 }
 
 /// Exit codes for deployment errors (see `syscontainer --help`).

@@ -117,7 +117,20 @@ pub fn exit_code(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
     }
 }
 
-fn open(root: &Root) -> anyhow::Result<Store> {
+/// Pull `spec` (any pull source) into `store`: the one pull path of the CLI,
+/// shared by `pull`, `install` and `containers update --rebase`.
+pub fn pull_into(
+    store: &Store,
+    spec: &str,
+    opts: &SourceOptions,
+    quiet: bool,
+) -> anyhow::Result<store::PullReport> {
+    let mut src = source::open(spec, opts).with_context(|| format!("opening source '{spec}'"))?;
+    let mut progress = ConsoleProgress::new(quiet);
+    store::pull(store, src.as_mut(), &mut progress).with_context(|| format!("pulling {spec}"))
+}
+
+pub(crate) fn open(root: &Root) -> anyhow::Result<Store> {
     Store::open(root).context("opening the image store")
 }
 
@@ -145,11 +158,7 @@ pub fn pull(root: &Root, a: PullArgs) -> anyhow::Result<()> {
         tls_verify: a.tls_verify,
         quiet: a.quiet,
     };
-    let mut src =
-        source::open(&a.source, &opts).with_context(|| format!("opening source '{}'", a.source))?;
-    let mut progress = ConsoleProgress::new(a.quiet || a.json);
-    let r = store::pull(&store, src.as_mut(), &mut progress)
-        .with_context(|| format!("pulling {}", a.source))?;
+    let r = pull_into(&store, &a.source, &opts, a.quiet || a.json)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     }
