@@ -4,6 +4,8 @@
 //! Run: `cargo test -p syscontainer-core --features store --test store`.
 //! Needs root (bare repos store ownership) and the `ostree` CLI.
 
+mod listing;
+use listing::{full_listing, sha};
 use std::io::{self, Cursor, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -12,16 +14,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use syscontainer::paths::Root;
 use syscontainer::source::{Descriptor, ImageSource, ResolvedImage, SourceError};
 use syscontainer::store::{
     pull, CheckoutMethod, Location, LockMode, NoProgress, PullReport, Store, StoreError,
 };
-
-fn sha(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
-}
 
 fn hexof(d: &str) -> &str {
     d.strip_prefix("sha256:").unwrap()
@@ -1113,43 +1110,6 @@ fn verify_checkout_reports_modified_added_and_missing() {
 }
 
 // ------------------------------------------------ hardlink vs libostree checkout
-
-/// Path, type, mode, owner, xattrs (directories too), symlink target, and
-/// for non-directories the inode (both checkouts link the same objects).
-fn full_listing(root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let m = p.symlink_metadata().unwrap();
-            let rel = p.strip_prefix(root).unwrap().display().to_string();
-            let mut l = format!("{rel} {:o} {}:{}", m.mode(), m.uid(), m.gid());
-            if m.is_dir() {
-                stack.push(p.clone());
-            } else if m.file_type().is_symlink() {
-                let t = std::fs::read_link(&p).unwrap();
-                l.push_str(&format!(" -> {} ino:{}", t.display(), m.ino()));
-            } else {
-                let c = sha(&std::fs::read(&p).unwrap());
-                l.push_str(&format!(" {c} ino:{}", m.ino()));
-            }
-            let mut xs: Vec<_> = xattr::list(&p).unwrap().collect();
-            xs.sort();
-            for x in xs {
-                let v = xattr::get(&p, &x).unwrap().unwrap_or_default();
-                l.push_str(&format!(
-                    " xattr:{}={}",
-                    x.to_string_lossy(),
-                    hex::encode(v)
-                ));
-            }
-            out.push(l);
-        }
-    }
-    out.sort();
-    out
-}
 
 fn union_edge_layers() -> Vec<Vec<u8>> {
     let l1 = Layer::new()

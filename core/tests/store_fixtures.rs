@@ -6,12 +6,13 @@
 //! The fixtures must exist: these tests fail, loudly, when they do not.
 //! Pull speed and memory are measured by `bench/pull.sh`.
 
+mod listing;
+use listing::{full_listing, sha};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 use syscontainer::paths::Root;
 use syscontainer::source::{ImageSource, SourceOptions};
 use syscontainer::store::{pull, CheckoutMethod, Location, NoProgress, Store};
@@ -27,10 +28,6 @@ fn fixtures() -> PathBuf {
         f.display()
     );
     f
-}
-
-fn sha(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
 }
 
 /// The fixture image `tag`, through the real `dockertar:` source (the
@@ -118,52 +115,6 @@ fn layered_fixture_checks_out_as_expected() {
     let want = fs::read_to_string(f.join("layered.expected")).unwrap();
     assert_eq!(got, want);
     assert!(s.verify(&img).unwrap().ok());
-}
-
-/// Everything a checkout is made of, for comparing two checkouts of the same
-/// repo: per path its type, mode, owner, xattrs (directories too), symlink
-/// target, and for files the content hash and the inode (both checkouts
-/// hardlink the same repo objects, so inodes must match too).
-fn full_listing(root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let m = p.symlink_metadata().unwrap();
-            let rel = p.strip_prefix(root).unwrap().display().to_string();
-            let mut l = format!("{rel} {:o} {}:{}", m.mode(), m.uid(), m.gid());
-            if m.is_dir() {
-                stack.push(p.clone());
-            } else if m.file_type().is_symlink() {
-                l.push_str(&format!(
-                    " -> {} ino:{}",
-                    fs::read_link(&p).unwrap().display(),
-                    m.ino()
-                ));
-            } else {
-                l.push_str(&format!(
-                    " {} ino:{} nlink>1:{}",
-                    sha(&fs::read(&p).unwrap()),
-                    m.ino(),
-                    m.nlink() > 1
-                ));
-            }
-            let mut xs: Vec<_> = xattr::list(&p).unwrap().collect();
-            xs.sort();
-            for x in xs {
-                let v = xattr::get(&p, &x).unwrap().unwrap_or_default();
-                l.push_str(&format!(
-                    " xattr:{}={}",
-                    x.to_string_lossy(),
-                    hex::encode(v)
-                ));
-            }
-            out.push(l);
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Our hardlink checkout and libostree's give the same tree.
