@@ -487,14 +487,27 @@ impl Store {
             path: repo_logical.clone(),
             source,
         };
-        let repo = ostree::Repo::new_for_path(&repo_real);
-        if repo_real.join("config").exists() {
-            repo.open(gio::Cancellable::NONE).map_err(open_err)?;
-        } else {
-            mkdir_all(&repo_real)?;
-            repo.create(ostree::RepoMode::Bare, gio::Cancellable::NONE)
+        if !repo_real.join("config").exists() {
+            // Create it aside and rename it into place: a concurrent command
+            // sees no repo or a whole one, never one being created.
+            let parent = repo_real.parent().unwrap_or(Path::new("/"));
+            mkdir_all(parent)?;
+            let tmp = parent.join(format!(".ostree.new.{}", std::process::id()));
+            let _ = fs::remove_dir_all(&tmp);
+            ostree::Repo::new_for_path(&tmp)
+                .create(ostree::RepoMode::Bare, gio::Cancellable::NONE)
                 .map_err(open_err)?;
+            if fs::rename(&tmp, &repo_real).is_err() {
+                // Another command created it first (or a leftover empty
+                // directory is in the way): use what is there.
+                let _ = fs::remove_dir_all(&tmp);
+                if !repo_real.join("config").exists() && fs::remove_dir(&repo_real).is_ok() {
+                    return Store::open_with(root, loc);
+                }
+            }
         }
+        let repo = ostree::Repo::new_for_path(&repo_real);
+        repo.open(gio::Cancellable::NONE).map_err(open_err)?;
         if repo.mode() != ostree::RepoMode::Bare {
             return Err(StoreError::RepoMode {
                 path: repo_logical,

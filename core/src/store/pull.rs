@@ -129,7 +129,14 @@ fn write_commit(
         0,
         gio::Cancellable::NONE,
     )
-    .map(|c| c.to_string())
+    .and_then(|c| {
+        // Until the transaction is committed and the commit is known to be
+        // whole, mark it partial: a kill while libostree moves the staged
+        // objects into place may leave the commit object without its tree,
+        // and fsck (and prune) then treat it as the partial commit it is.
+        repo.mark_commit_partial(&c, true)?;
+        Ok(c.to_string())
+    })
     .map_err(|source| StoreError::Transaction {
         what: format!("write commit for {subject}"),
         source,
@@ -284,6 +291,13 @@ pub fn pull(
     crate::failpoint!("pull.image-commit-written");
     repo.transaction_set_ref(None, &image_ref, Some(&commit));
     txn.commit()?;
+    for c in this_pull.values().chain(std::iter::once(&commit)) {
+        repo.mark_commit_partial(c, false)
+            .map_err(|source| StoreError::Transaction {
+                what: format!("mark commit {c} complete"),
+                source,
+            })?;
+    }
     crate::failpoint!("pull.committed");
     report.commit = commit;
     progress.finished(&report);
