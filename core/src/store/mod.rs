@@ -21,6 +21,7 @@
 
 mod checkout;
 pub mod import;
+pub mod sparse;
 mod lock;
 mod names;
 pub mod pull;
