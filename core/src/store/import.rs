@@ -146,7 +146,7 @@ pub enum ImportError {
         size: u64,
         limit: u64,
     },
-    #[error("layer entry '{path}' is a {format} sparse file that cannot be imported: {reason}")]
+    #[error("layer entry '{path}' is a sparse file ({format}) that cannot be imported: {reason}")]
     Sparse {
         path: String,
         format: SparseFormat,
