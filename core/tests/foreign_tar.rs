@@ -57,6 +57,16 @@ fn make_tree(root: &Path) {
     fs::write(root.join("reg"), "hello\n").unwrap();
     fs::hard_link(root.join("reg"), root.join("hard")).unwrap();
     write_sparse(&root.join("sparse"));
+    // 30 extents (two old GNU extension blocks), the last one ending at an
+    // odd size.
+    let mut f = fs::File::create(root.join("sparse2")).unwrap();
+    for i in 0..30u64 {
+        f.seek(SeekFrom::Start(16384 * i + 8192)).unwrap();
+        f.write_all(format!("extent {i}\n").as_bytes()).unwrap();
+    }
+    f.seek(SeekFrom::Start(16384 * 30 + 8192)).unwrap();
+    f.write_all(&[b'z'; 333]).unwrap();
+    drop(f);
     let f = fs::File::create(root.join("allhole")).unwrap();
     f.set_len(1 << 20).unwrap();
     fs::create_dir_all(root.join(LONG_DIR)).unwrap();
@@ -175,7 +185,11 @@ impl Case {
                 if self.format == "posix" {
                     c.args(["--xattrs", "--xattrs-include=*"]);
                 }
-                c.args(["--sort=name", "-cf"]).arg(out).arg("-C").arg(src).arg(".");
+                c.args(["--sort=name", "-cf"])
+                    .arg(out)
+                    .arg("-C")
+                    .arg(src)
+                    .arg(".");
             }
             "bsdtar" => {
                 c = Command::new("bsdtar");
@@ -382,7 +396,16 @@ fn layers_from_gnu_tar_bsdtar_and_python_match_gnu_tar_extraction() {
         // sparse file, hardlinks and owners are in every format; long names,
         // long link targets and xattrs where the format has them.
         let has = |p: &str| gnu_listing.lines.get(p) == src_listing.lines.get(p);
-        let mut need = vec!["sparse", "allhole", "reg", "odd", "suid", "tmp", "dir/empty"];
+        let mut need = vec![
+            "sparse",
+            "sparse2",
+            "allhole",
+            "reg",
+            "odd",
+            "suid",
+            "tmp",
+            "dir/empty",
+        ];
         let lf = long_file();
         if case.full {
             need.extend([lf.as_str(), "longlink"]);
@@ -601,7 +624,12 @@ fn pax_sparse_entries_that_do_not_add_up_are_refused_by_name() {
                 ("GNU.sparse.realsize", "8192"),
             ],
             // The map lists 1024 bytes of data, the entry holds 512.
-            &[b"2\n0\n1024\n8192\n0\n".as_slice(), &[0u8; 496], &[7u8; 512]].concat(),
+            &[
+                b"2\n0\n1024\n8192\n0\n".as_slice(),
+                &[0u8; 496],
+                &[7u8; 512],
+            ]
+            .concat(),
             "layer entry 'real' is a sparse file (PAX 1.0) that cannot be imported: the map \
              lists 1024 bytes of data, but the entry holds 512",
         ),

@@ -398,21 +398,22 @@ impl<R: Read> HeaderGuard<R> {
         } else {
             pax_size.unwrap_or(size)
         };
-        let name = self
-            .long_name
-            .take()
-            .map(|mut n| {
-                // As the tar crate reads it: up to the first NUL.
-                if let Some(i) = n.iter().position(|b| *b == 0) {
-                    n.truncate(i);
-                }
-                n
-            })
-            .or(self.pax_path.take())
-            .unwrap_or_else(|| h.path_bytes().into_owned());
+        let (long_name, pax_path) = (self.long_name.take(), self.pax_path.take());
+        let name = || {
+            long_name
+                .map(|mut n| {
+                    // As the tar crate reads it: up to the first NUL.
+                    if let Some(i) = n.iter().position(|b| *b == 0) {
+                        n.truncate(i);
+                    }
+                    n
+                })
+                .or(pax_path)
+                .unwrap_or_else(|| h.path_bytes().into_owned())
+        };
         let mut sparse_ext = false;
         if ty.is_gnu_sparse() && h.as_gnu().is_none() {
-            *self.sparse_refused.borrow_mut() = Some((show(&name), SparseReason::NotGnuHeader));
+            *self.sparse_refused.borrow_mut() = Some((show(&name()), SparseReason::NotGnuHeader));
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "GNU sparse entry without a GNU header",
@@ -420,7 +421,7 @@ impl<R: Read> HeaderGuard<R> {
         }
         if let Some(g) = h.as_gnu().filter(|_| ty.is_gnu_sparse()) {
             let real_size = g.real_size().unwrap_or(u64::MAX);
-            self.gnu_map = Some((GnuMapCheck::new(real_size, size), name));
+            self.gnu_map = Some((GnuMapCheck::new(real_size, size), name()));
             let block = self.block.clone();
             sparse_ext = self.gnu_block(start, &block[386..482], block[482])?;
         }
@@ -1000,24 +1001,25 @@ fn content<'e, 'a, R: Read>(
     let stored = e.size();
     if let Some(s) = pax {
         let format = s.format;
-        let r = SparseReader::new(e, s, stored, limits.max_header_bytes).map_err(|err| match err {
-            OpenError::Reason(reason) => ImportError::Sparse {
-                path: path.into(),
-                format,
-                reason,
-            },
-            OpenError::Read(source) if source.kind() == io::ErrorKind::UnexpectedEof => {
-                ImportError::Truncated {
+        let r =
+            SparseReader::new(e, s, stored, limits.max_header_bytes).map_err(|err| match err {
+                OpenError::Reason(reason) => ImportError::Sparse {
                     path: path.into(),
-                    got: 0,
-                    size: stored,
+                    format,
+                    reason,
+                },
+                OpenError::Read(source) if source.kind() == io::ErrorKind::UnexpectedEof => {
+                    ImportError::Truncated {
+                        path: path.into(),
+                        got: 0,
+                        size: stored,
+                    }
                 }
-            }
-            OpenError::Read(source) => ImportError::Read {
-                last: path.into(),
-                source,
-            },
-        })?;
+                OpenError::Read(source) => ImportError::Read {
+                    last: path.into(),
+                    source,
+                },
+            })?;
         let sizes = r.sizes();
         return Ok((Content::Sparse(r), sizes));
     }

@@ -21,10 +21,10 @@
 
 mod checkout;
 pub mod import;
-pub mod sparse;
 mod lock;
 mod names;
 pub mod pull;
+pub mod sparse;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -62,7 +62,9 @@ pub enum SparseReason {
     Field { index: u64 },
     #[error("map slot {index} follows the end of the map (an empty slot)")]
     AfterEnd { index: u64 },
-    #[error("region {index} (offset {offset}) starts before the previous region ends ({prev_end})")]
+    #[error(
+        "region {index} (offset {offset}) starts before the previous region ends ({prev_end})"
+    )]
     Unordered {
         index: u64,
         offset: u64,
@@ -419,6 +421,10 @@ impl PaxSparse {
                 if !map00.is_empty() {
                     return Err(SparseReason::TwoMaps);
                 }
+                // The header holds a placeholder name (GNUSparseFile.PID/NAME).
+                if name.is_none() {
+                    return Err(SparseReason::Missing { key: "name" });
+                }
                 let text = map01.unwrap_or_default();
                 let nums = if text.is_empty() {
                     Vec::new()
@@ -538,7 +544,11 @@ impl<R: Read> SparseReader<R> {
 /// Read a 1.0 map (count, then offset/length pairs, one decimal number a
 /// line) and the NUL padding to the next 512-byte boundary. Returns the map
 /// and the bytes it took.
-fn read_map<R: Read>(r: &mut R, stored: u64, max_map: u64) -> Result<(Vec<Region>, u64), OpenError> {
+fn read_map<R: Read>(
+    r: &mut R,
+    stored: u64,
+    max_map: u64,
+) -> Result<(Vec<Region>, u64), OpenError> {
     let mut used = 0u64;
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
@@ -640,5 +650,113 @@ impl<R: Read> Read for SparseReader<R> {
             self.next += 1;
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records<'a>(
+        r: &'a [(&'a str, &'a str)],
+    ) -> Option<Result<PaxSparse, (SparseFormat, SparseReason)>> {
+        PaxSparse::from_records(r.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())))
+    }
+
+    #[test]
+    fn pax_records_choose_the_format_as_gnu_tar_does() {
+        assert!(records(&[("path", "x"), ("mtime", "1")]).is_none());
+        let s = records(&[
+            ("GNU.sparse.size", "2048"),
+            ("GNU.sparse.numblocks", "2"),
+            ("GNU.sparse.offset", "0"),
+            ("GNU.sparse.numbytes", "512"),
+            ("GNU.sparse.offset", "2048"),
+            ("GNU.sparse.numbytes", "0"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.format, SparseFormat::Pax00);
+        assert_eq!(s.real_size, 2048);
+        assert_eq!(s.map.len(), 2);
+        let e = |r| records(r).unwrap().unwrap_err();
+        assert_eq!(
+            e(&[("GNU.sparse.size", "1"), ("GNU.sparse.offset", "0")]),
+            (SparseFormat::Pax00, SparseReason::Unpaired)
+        );
+        assert_eq!(
+            e(&[("GNU.sparse.size", "1"), ("GNU.sparse.numbytes", "0")]),
+            (SparseFormat::Pax, SparseReason::Unpaired)
+        );
+        assert_eq!(
+            e(&[("GNU.sparse.size", " 1"), ("GNU.sparse.map", "0,1")]).1,
+            SparseReason::Number {
+                key: "size",
+                value: " 1".into()
+            }
+        );
+        assert_eq!(
+            e(&[("GNU.sparse.size", "1"), ("GNU.sparse.map", "0,1,2")]).1,
+            SparseReason::OddMap
+        );
+        assert_eq!(
+            e(&[("GNU.sparse.name", "x")]),
+            (SparseFormat::Pax, SparseReason::Missing { key: "size" })
+        );
+        assert_eq!(
+            e(&[("GNU.sparse.major", "1")]).1,
+            SparseReason::Version {
+                major: "1".into(),
+                minor: "".into()
+            }
+        );
+    }
+
+    fn pax10(map: &[u8], data: &[u8], real_size: u64, max: u64) -> Result<Vec<u8>, String> {
+        let stored = [map, data].concat();
+        let s = PaxSparse {
+            format: SparseFormat::Pax10,
+            name: Some(b"f".to_vec()),
+            real_size,
+            map: Vec::new(),
+        };
+        let mut r =
+            SparseReader::new(&stored[..], s, stored.len() as u64, max).map_err(|e| match e {
+                OpenError::Reason(r) => r.to_string(),
+                OpenError::Read(e) => format!("read: {e}"),
+            })?;
+        assert_eq!(r.sizes().real_size, real_size);
+        assert_eq!(r.sizes().data_bytes, data.len() as u64);
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        Ok(out)
+    }
+
+    #[test]
+    fn pax10_map_is_read_from_the_data_and_expanded() {
+        let mut map = b"3\n512\n512\n2048\n3\n4096\n0\n".to_vec();
+        map.resize(512, 0);
+        let data = [[1u8; 512].as_slice(), b"abc"].concat();
+        let out = pax10(&map, &data, 4096, 1 << 20).unwrap();
+        let mut want = vec![0u8; 4096];
+        want[512..1024].fill(1);
+        want[2048..2051].copy_from_slice(b"abc");
+        assert_eq!(out, want);
+        // A map over the limit is refused before it is all read.
+        let long = b"100000\n".repeat(100);
+        assert_eq!(
+            pax10(&long, b"", 1, 64).unwrap_err(),
+            "the map is longer than 64 bytes"
+        );
+        assert_eq!(
+            pax10(b"1\n0\nx\n", b"", 1, 64).unwrap_err(),
+            "the map at the start of the data is malformed (a value is not a decimal number)"
+        );
+        let mut bad_pad = b"1\n0\n0\n".to_vec();
+        bad_pad.resize(512, b' ');
+        assert_eq!(
+            pax10(&bad_pad, b"", 0, 1 << 20).unwrap_err(),
+            "the map at the start of the data is malformed (it is not padded with NULs)"
+        );
     }
 }
