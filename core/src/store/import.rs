@@ -150,7 +150,7 @@ pub enum ImportError {
     Sparse {
         path: String,
         format: SparseFormat,
-        reason: SparseReason,
+        reason: Box<SparseReason>,
     },
     #[error("layer entry '{path}' has an unsupported tar entry type '{kind}'")]
     EntryType { path: String, kind: char },
@@ -984,7 +984,7 @@ fn pax_sparse<R: Read>(
     r.map(Some).map_err(|(format, reason)| ImportError::Sparse {
         path: show(raw),
         format,
-        reason,
+        reason: Box::new(reason),
     })
 }
 
@@ -1006,7 +1006,7 @@ fn content<'e, 'a, R: Read>(
                 OpenError::Reason(reason) => ImportError::Sparse {
                     path: path.into(),
                     format,
-                    reason,
+                    reason: Box::new(reason),
                 },
                 OpenError::Read(source) if source.kind() == io::ErrorKind::UnexpectedEof => {
                     ImportError::Truncated {
@@ -1138,7 +1138,7 @@ pub fn import_layer_with<R: Read>(
             (None, Some((path, reason))) => ImportError::Sparse {
                 path,
                 format: SparseFormat::OldGnu,
-                reason,
+                reason: Box::new(reason),
             },
             (None, None) => ImportError::Read {
                 last: last.to_string(),

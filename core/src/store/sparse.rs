@@ -155,7 +155,7 @@ impl MapCheck {
                 prev_end: self.end,
             });
         }
-        if r.len > 0 && self.data % BLOCK != 0 {
+        if r.len > 0 && !self.data.is_multiple_of(BLOCK) {
             return Err(SparseReason::Unaligned {
                 index,
                 offset: r.offset,
@@ -696,8 +696,17 @@ mod tests {
             }
         );
         assert_eq!(
-            e(&[("GNU.sparse.size", "1"), ("GNU.sparse.map", "0,1,2")]).1,
+            e(&[
+                ("GNU.sparse.size", "1"),
+                ("GNU.sparse.name", "f"),
+                ("GNU.sparse.map", "0,1,2")
+            ])
+            .1,
             SparseReason::OddMap
+        );
+        assert_eq!(
+            e(&[("GNU.sparse.size", "1"), ("GNU.sparse.map", "0,1")]).1,
+            SparseReason::Missing { key: "name" }
         );
         assert_eq!(
             e(&[("GNU.sparse.name", "x")]),
