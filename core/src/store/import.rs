@@ -11,7 +11,9 @@
 //! `ContentWriter` sized from its tar header instead. The tree is built in a
 //! `MutableTree`. Whiteouts (`.wh.NAME`, `.wh..wh..opq`) are kept as ordinary
 //! files, so that `checkout_at(process_whiteouts)` applies them later. Device
-//! nodes and FIFOs are dropped and counted.
+//! nodes and FIFOs are dropped and counted. GNU sparse files, in all four
+//! formats, are stored expanded at their real path, or refused by name
+//! (see `sparse`).
 //!
 //! Hostile input fails with an error naming the entry, and nothing outside
 //! the repo is touched (the importer never writes to the filesystem itself).
