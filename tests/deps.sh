@@ -9,6 +9,8 @@ APT_PACKAGES=(
   runc systemd systemd-container util-linux ostree busybox-static
   # image fixtures and the registry
   skopeo umoci docker-registry debootstrap apache2-utils openssl python3 podman jq curl
+  # layers written by other tools (core/tests/foreign_tar.rs)
+  libarchive-tools
   # packaging
   dpkg-dev debhelper rpm man-db
   # benchmarks

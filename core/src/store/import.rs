@@ -11,12 +11,14 @@
 //! `ContentWriter` sized from its tar header instead. The tree is built in a
 //! `MutableTree`. Whiteouts (`.wh.NAME`, `.wh..wh..opq`) are kept as ordinary
 //! files, so that `checkout_at(process_whiteouts)` applies them later. Device
-//! nodes and FIFOs are dropped and counted.
+//! nodes and FIFOs are dropped and counted. GNU sparse files, in all four
+//! formats, are stored expanded at their real path, or refused by name
+//! (see `sparse`).
 //!
 //! Hostile input fails with an error naming the entry, and nothing outside
 //! the repo is touched (the importer never writes to the filesystem itself).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::rc::Rc;
@@ -26,6 +28,11 @@ use gio::prelude::*;
 use glib::prelude::ToVariant;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
+
+use super::sparse::{
+    Content, GnuMapCheck, OpenError, PaxSparse, SparseFormat, SparseReader, SparseReason,
+    SparseSizes,
+};
 
 /// Longest accepted path, in bytes (Linux `PATH_MAX`).
 pub const PATH_MAX: usize = 4096;
@@ -141,6 +148,12 @@ pub enum ImportError {
         size: u64,
         limit: u64,
     },
+    #[error("layer entry '{path}' is a sparse file ({format}) that cannot be imported: {reason}")]
+    Sparse {
+        path: String,
+        format: SparseFormat,
+        reason: Box<SparseReason>,
+    },
     #[error("layer entry '{path}' has an unsupported tar entry type '{kind}'")]
     EntryType { path: String, kind: char },
     #[error("layer entry '{path}' has an invalid header field ({what})")]
@@ -220,6 +233,8 @@ enum GuardState {
     SparseExt { data_end: u64 },
     /// Collecting a PAX extension body up to `end`, then skipping to `next`.
     Pax { end: u64, next: u64 },
+    /// Collecting a GNU long name up to `end`, then skipping to `next`.
+    LongName { end: u64, next: u64 },
     /// Passing bytes through up to `next`, the next header.
     Skip { next: u64 },
     /// Lost track (a header the tar reader will reject anyway): pass through.
@@ -233,7 +248,10 @@ enum GuardState {
 /// rules: PAX `size` overrides the next real entry's size, GNU sparse headers
 /// may be followed by extension blocks. It also records the position of the
 /// last real entry's header, which the importer checks against the parser's,
-/// so a disagreement is an error rather than a blind spot.
+/// so a disagreement is an error rather than a blind spot. It checks the map
+/// of an old GNU sparse entry ([`GnuMapCheck`]) before the tar crate reads
+/// it, and keeps the entry's name (GNU long name, PAX `path` or header) for
+/// that refusal.
 struct HeaderGuard<R> {
     inner: R,
     limit: u64,
@@ -244,6 +262,15 @@ struct HeaderGuard<R> {
     state: GuardState,
     refused: Rc<Cell<Option<Refused>>>,
     entry_header: Rc<Cell<u64>>,
+    /// The pending GNU long name and PAX `path`, for the next entry.
+    long_name: Option<Vec<u8>>,
+    pax_path: Option<Vec<u8>>,
+    /// The map of the old GNU sparse entry being read, and its name.
+    gnu_map: Option<(GnuMapCheck, Vec<u8>)>,
+    /// An old GNU sparse entry refused: its name and why.
+    sparse_refused: Rc<RefCell<Option<(String, SparseReason)>>>,
+    /// The last old GNU sparse entry checked: its header position and sizes.
+    gnu_sizes: Rc<Cell<Option<(u64, SparseSizes)>>>,
 }
 
 impl<R: Read> HeaderGuard<R> {
@@ -258,6 +285,46 @@ impl<R: Read> HeaderGuard<R> {
             state: GuardState::Header,
             refused: Rc::new(Cell::new(None)),
             entry_header: Rc::new(Cell::new(0)),
+            long_name: None,
+            pax_path: None,
+            gnu_map: None,
+            sparse_refused: Rc::new(RefCell::new(None)),
+            gnu_sizes: Rc::new(Cell::new(None)),
+        }
+    }
+
+    /// Feed one block of an old GNU sparse map (`slots`, then the
+    /// `isextended` byte); `start` is the entry's header position. Returns
+    /// whether extension blocks follow.
+    fn gnu_block(&mut self, start: u64, slots: &[u8], ext: u8) -> io::Result<bool> {
+        let Some((check, name)) = self.gnu_map.as_mut() else {
+            return Ok(false);
+        };
+        // The tar crate reads on only for 1, GNU tar for any non-zero value.
+        let r = if ext > 1 {
+            Err(SparseReason::Extended { value: ext })
+        } else {
+            check.feed(slots, ext == 1)
+        };
+        let r = match r {
+            Ok(()) if ext == 1 => return Ok(true),
+            Ok(()) => check.finish(),
+            Err(e) => Err(e),
+        };
+        let name = std::mem::take(name);
+        self.gnu_map = None;
+        match r {
+            Ok(sizes) => {
+                self.gnu_sizes.set(Some((start, sizes)));
+                Ok(false)
+            }
+            Err(reason) => {
+                *self.sparse_refused.borrow_mut() = Some((show(&name), reason));
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "invalid GNU sparse map",
+                ))
+            }
         }
     }
 
@@ -312,6 +379,12 @@ impl<R: Read> HeaderGuard<R> {
                     end: self.pos + size,
                     next,
                 };
+            } else if ty.is_gnu_longname() {
+                self.long_name = Some(Vec::new());
+                self.state = GuardState::LongName {
+                    end: self.pos + size,
+                    next,
+                };
             } else {
                 self.state = GuardState::Skip { next };
             }
@@ -327,7 +400,33 @@ impl<R: Read> HeaderGuard<R> {
         } else {
             pax_size.unwrap_or(size)
         };
-        let sparse_ext = ty.is_gnu_sparse() && h.as_gnu().is_some_and(|g| g.is_extended());
+        let (long_name, pax_path) = (self.long_name.take(), self.pax_path.take());
+        let name = || {
+            long_name
+                .map(|mut n| {
+                    // As the tar crate reads it: up to the first NUL.
+                    if let Some(i) = n.iter().position(|b| *b == 0) {
+                        n.truncate(i);
+                    }
+                    n
+                })
+                .or(pax_path)
+                .unwrap_or_else(|| h.path_bytes().into_owned())
+        };
+        let mut sparse_ext = false;
+        if ty.is_gnu_sparse() && h.as_gnu().is_none() {
+            *self.sparse_refused.borrow_mut() = Some((show(&name()), SparseReason::NotGnuHeader));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "GNU sparse entry without a GNU header",
+            ));
+        }
+        if let Some(g) = h.as_gnu().filter(|_| ty.is_gnu_sparse()) {
+            let real_size = g.real_size().unwrap_or(u64::MAX);
+            self.gnu_map = Some((GnuMapCheck::new(real_size, size), name()));
+            let block = self.block.clone();
+            sparse_ext = self.gnu_block(start, &block[386..482], block[482])?;
+        }
         self.state = if sparse_ext {
             GuardState::SparseExt {
                 data_end: Self::padded(self.pos, size),
@@ -353,7 +452,11 @@ impl<R: Read> HeaderGuard<R> {
                         if let GuardState::SparseExt { data_end } = self.state {
                             // The data follows the extension blocks.
                             let data_end = data_end + 512;
-                            self.state = if self.block[504] != 0 {
+                            let block = std::mem::take(&mut self.block);
+                            let start = self.entry_header.get();
+                            let more = self.gnu_block(start, &block[..504], block[504]);
+                            self.block = block;
+                            self.state = if more? {
                                 GuardState::SparseExt { data_end }
                             } else {
                                 GuardState::Skip { next: data_end }
@@ -371,6 +474,18 @@ impl<R: Read> HeaderGuard<R> {
                     self.pos += k as u64;
                     if self.pos == end {
                         self.pending_pax_size = pax_size(&self.pax);
+                        self.pax_path = pax_path(&self.pax);
+                        self.state = GuardState::Skip { next };
+                    }
+                }
+                GuardState::LongName { end, next } => {
+                    let k = ((end - self.pos) as usize).min(bytes.len());
+                    if let Some(n) = self.long_name.as_mut() {
+                        n.extend_from_slice(&bytes[..k]);
+                    }
+                    bytes = &bytes[k..];
+                    self.pos += k as u64;
+                    if self.pos == end {
                         self.state = GuardState::Skip { next };
                     }
                 }
@@ -399,6 +514,14 @@ fn pax_size(body: &[u8]) -> Option<u64> {
         return ext.value().ok()?.parse().ok();
     }
     None
+}
+
+/// PAX `path`, as the `tar` crate reads it: the first `path` record.
+fn pax_path(body: &[u8]) -> Option<Vec<u8>> {
+    tar::PaxExtensions::new(body)
+        .filter_map(Result::ok)
+        .find(|e| e.key_bytes() == b"path")
+        .map(|e| e.value_bytes().to_vec())
 }
 
 impl<R: Read> Read for HeaderGuard<R> {
@@ -821,6 +944,94 @@ impl<'r> Importer<'r> {
     }
 }
 
+/// The `GNU.sparse.*` records of entry `e` (named `raw` in the archive), if
+/// any; they are refused unless they describe a regular file completely.
+fn pax_sparse<R: Read>(
+    e: &mut tar::Entry<'_, R>,
+    raw: &[u8],
+) -> Result<Option<PaxSparse>, ImportError> {
+    let kind = e.header().entry_type();
+    // An extension header the tar crate yields as an entry: reading its
+    // "extensions" would read its whole body.
+    if kind.is_pax_local_extensions() || kind.is_pax_global_extensions() {
+        return Ok(None);
+    }
+    let Some(exts) = e.pax_extensions().map_err(header_err(&show(raw), "pax"))? else {
+        return Ok(None);
+    };
+    let mut records = Vec::new();
+    for ext in exts {
+        let ext = ext.map_err(header_err(&show(raw), "pax"))?;
+        records.push((ext.key_bytes(), ext.value_bytes()));
+    }
+    let r = match PaxSparse::from_records(records) {
+        None => return Ok(None),
+        Some(r) => r,
+    };
+    let r = r.and_then(|s| match kind {
+        tar::EntryType::Regular | tar::EntryType::Continuous => Ok(s),
+        k => Err((
+            s.format,
+            SparseReason::NotRegular {
+                kind: match k {
+                    tar::EntryType::GNUSparse => "n old GNU sparse",
+                    tar::EntryType::Directory => " directory",
+                    tar::EntryType::Symlink => " symlink",
+                    tar::EntryType::Link => " hardlink",
+                    _ => " special",
+                },
+            },
+        )),
+    });
+    r.map(Some).map_err(|(format, reason)| ImportError::Sparse {
+        path: show(raw),
+        format,
+        reason: Box::new(reason),
+    })
+}
+
+/// The content of a regular entry and its sizes: a PAX sparse file
+/// expanded, an old GNU one as the tar crate expands it (its map checked by
+/// [`HeaderGuard`]), any other as it is.
+fn content<'e, 'a, R: Read>(
+    e: &'e mut tar::Entry<'a, R>,
+    pax: Option<PaxSparse>,
+    gnu: Option<SparseSizes>,
+    path: &str,
+    limits: &ImportLimits,
+) -> Result<(Content<&'e mut tar::Entry<'a, R>>, SparseSizes), ImportError> {
+    let stored = e.size();
+    if let Some(s) = pax {
+        let format = s.format;
+        let r =
+            SparseReader::new(e, s, stored, limits.max_header_bytes).map_err(|err| match err {
+                OpenError::Reason(reason) => ImportError::Sparse {
+                    path: path.into(),
+                    format,
+                    reason: Box::new(reason),
+                },
+                OpenError::Read(source) if source.kind() == io::ErrorKind::UnexpectedEof => {
+                    ImportError::Truncated {
+                        path: path.into(),
+                        got: 0,
+                        size: stored,
+                    }
+                }
+                OpenError::Read(source) => ImportError::Read {
+                    last: path.into(),
+                    source,
+                },
+            })?;
+        let sizes = r.sizes();
+        return Ok((Content::Sparse(r), sizes));
+    }
+    let sizes = gnu.unwrap_or(SparseSizes {
+        real_size: stored,
+        data_bytes: stored,
+    });
+    Ok((Content::Plain(e), sizes))
+}
+
 fn header_err<'a>(path: &'a str, what: &'static str) -> impl FnOnce(io::Error) -> ImportError + 'a {
     move |source| ImportError::Header {
         path: path.to_string(),
@@ -912,19 +1123,26 @@ pub fn import_layer_with<R: Read>(
     let guard = HeaderGuard::new(r, limits.max_header_bytes);
     let refused = guard.refused.clone();
     let entry_header = guard.entry_header.clone();
+    let sparse_refused = guard.sparse_refused.clone();
+    let gnu_sizes = guard.gnu_sizes.clone();
     let mut counter = CountingReader { inner: guard, n: 0 };
     let mut last = String::from("(none)");
     let mut last_end = 0u64;
     {
         let mut ar = tar::Archive::new(&mut counter);
-        let read_err = |last: &str, source| match refused.get() {
-            Some(r) => ImportError::HeaderTooLarge {
+        let read_err = |last: &str, source| match (refused.get(), sparse_refused.take()) {
+            (Some(r), _) => ImportError::HeaderTooLarge {
                 last: last.to_string(),
                 what: r.what,
                 size: r.size,
                 limit: limits.max_header_bytes,
             },
-            None => ImportError::Read {
+            (None, Some((path, reason))) => ImportError::Sparse {
+                path,
+                format: SparseFormat::OldGnu,
+                reason: Box::new(reason),
+            },
+            (None, None) => ImportError::Read {
                 last: last.to_string(),
                 source,
             },
@@ -957,6 +1175,16 @@ pub fn import_layer_with<R: Read>(
             if kind.is_pax_global_extensions() {
                 continue;
             }
+            // A PAX sparse file is stored under a placeholder name; its real
+            // name is in GNU.sparse.name (0.1, 1.0).
+            let pax_sparse = pax_sparse(&mut e, &raw)?;
+            let raw = match pax_sparse.as_ref().and_then(|s| s.name.clone()) {
+                Some(name) => {
+                    last = show(&name);
+                    name
+                }
+                None => raw,
+            };
             let comps = normalize(&raw)?;
             if comps.len() > limits.max_depth {
                 return Err(ImportError::TooDeep {
@@ -965,6 +1193,16 @@ pub fn import_layer_with<R: Read>(
                     limit: limits.max_depth,
                 });
             }
+            // A v7 archive has no directory type: a file whose name ends in
+            // '/' is a directory (as GNU tar and bsdtar read it).
+            let kind = match kind {
+                tar::EntryType::Regular | tar::EntryType::Continuous
+                    if raw.ends_with(b"/") && pax_sparse.is_none() =>
+                {
+                    tar::EntryType::Directory
+                }
+                k => k,
+            };
             let path = comps.join("/");
             let path = if path.is_empty() { "/" } else { path.as_str() };
             if comps.is_empty() && !kind.is_dir() {
@@ -984,7 +1222,10 @@ pub fn import_layer_with<R: Read>(
                 | tar::EntryType::Continuous
                 | tar::EntryType::GNUSparse => {
                     let meta = entry_meta(&mut e, path)?;
-                    let size = e.size();
+                    let gnu = gnu_sizes.get().filter(|g| g.0 == e.raw_header_position());
+                    let (mut e, sizes) =
+                        content(&mut e, pax_sparse, gnu.map(|g| g.1), path, limits)?;
+                    let size = sizes.real_size;
                     if imp.stats.content_bytes.saturating_add(size) > limits.max_content_bytes {
                         return Err(ImportError::TooLarge {
                             path: last,

@@ -24,6 +24,7 @@ pub mod import;
 mod lock;
 mod names;
 pub mod pull;
+pub mod sparse;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
