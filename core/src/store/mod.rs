@@ -24,6 +24,7 @@ pub mod import;
 mod lock;
 mod names;
 pub mod pull;
+mod readahead;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
