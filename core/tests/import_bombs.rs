@@ -213,15 +213,15 @@ fn real_sparse_and_zero_files_still_import() {
     ostree(&dir, &["fsck"]);
 }
 
-/// A 64 MiB filesystem and a 100 MB file: refused on the header, naming the
+/// A 16 MiB filesystem and a 20 MB file: refused on the header, naming the
 /// entry, its size and the free space; nothing of it is written.
 #[test]
 fn a_file_that_does_not_fit_is_refused_before_it_is_written() {
     let tmp = tempfile::tempdir().unwrap();
-    let fs = Tmpfs::mount(&tmp.path().join("fs"), "64M");
+    let fs = Tmpfs::mount(&tmp.path().join("fs"), "16M");
     let dir = fs.0.join("repo");
     let repo = repo_at(&dir);
-    let blob = Layer::repeated(tmp.path(), "big", 100_000_000, 7).blob;
+    let blob = Layer::repeated(tmp.path(), "big", 20_000_000, 7).blob;
     let used = fs.used();
     let (r, written, took) = import_gz(&repo, &blob, &ImportLimits::default());
     let e = r.err().expect("refused");
@@ -239,14 +239,14 @@ fn a_file_that_does_not_fit_is_refused_before_it_is_written() {
     };
     assert_eq!(
         (path.as_str(), *declared, *remaining),
-        ("big", 100_000_000, 100_000_000)
+        ("big", 20_000_000, 20_000_000)
     );
-    assert!(*free < 64 * MIB && *free > 60 * MIB, "{free}");
-    assert_eq!((*reserve, *percent), (64 * MIB / 100 * 5, 5));
+    assert!(*free < 16 * MIB && *free > 14 * MIB, "{free}");
+    assert_eq!((*reserve, *percent), (16 * MIB / 100 * 5, 5));
     assert_eq!(
         e.to_string(),
         format!(
-            "layer entry 'big' is 100000000 bytes, but the repo's filesystem ({}) has {free} \
+            "layer entry 'big' is 20000000 bytes, but the repo's filesystem ({}) has {free} \
              bytes free and {reserve} of them must stay free (5% of its size)",
             dir.display()
         )

@@ -163,8 +163,9 @@ pub enum StoreError {
     Layer {
         name: String,
         digest: String,
+        /// Boxed: its refusals carry their figures.
         #[source]
-        source: ImportError,
+        source: Box<ImportError>,
     },
     #[error("layer {digest} of image '{name}': verifying its compressed content")]
     LayerVerify {

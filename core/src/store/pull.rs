@@ -383,7 +383,7 @@ fn fetch_layer(
             return Err(StoreError::Layer {
                 name: name.to_string(),
                 digest: d.digest.clone(),
-                source,
+                source: Box::new(source),
             })
         }
         (Ok(_), Err(source)) => {
