@@ -374,3 +374,47 @@ fn a_lying_layer_size_stops_the_import_soon() {
     ostree(&repo, &["fsck"]);
     assert_eq!(ostree(&repo, &["refs"]), "");
 }
+
+/// The honest counterpart, through `pull`: a sparse file over the floor
+/// first, the layer's data after it. The importer may have to wait for the
+/// reader to read ahead (the pipe is full behind the sparse file's header);
+/// the layer imports whole.
+#[test]
+fn pull_waits_for_the_bytes_that_back_a_sparse_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let size = 300 * MIB;
+    let mut noise = vec![0u8; 2 << 20];
+    File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut noise)
+        .unwrap();
+    let tar = gnu_sparse_tar(
+        tmp.path(),
+        &[
+            ("f", size, &[(size - 1, b"x")]),
+            ("g", 2 << 20, &[(0, &noise)]),
+        ],
+    );
+    let layer = Layer::gzip(&tar);
+    // 2 MiB of layer allow 2000 MiB; 300 MiB needs 315 kB of it read.
+    assert!(layer.blob.len() > 2 << 20);
+    let digest = layouts::sha(&layer.blob);
+    let oci = tmp.path().join("oci");
+    oci_layout(&oci, "ok", &[layer]);
+    let root = Root::new(tmp.path().join("root"));
+    let store = Store::open_with(&root, &Location::default()).unwrap();
+    let mut src = OciLayoutSource::open(&format!("{}:ok", oci.display())).unwrap();
+    let r = pull(&store, &mut src, &mut NoProgress).unwrap();
+    assert_eq!(r.layers_fetched, 1);
+    let repo = store.repo_path();
+    ostree(&repo, &["fsck"]);
+    let commit = store
+        .layer_commit(&digest)
+        .unwrap()
+        .expect("layer committed");
+    let ls = ostree(&repo, &["ls", &commit, "/f", "/g"]);
+    assert!(
+        ls.contains(" 314572800 /f") && ls.contains(" 2097152 /g"),
+        "{ls}"
+    );
+}
