@@ -174,6 +174,7 @@ pub fn import(data: &[u8]) {
         max_content_bytes: 16 << 20,
         max_depth: 64,
         max_header_bytes: 64 << 10,
+        ..ImportLimits::default()
     };
     REPO.with(|(_d, repo)| {
         repo.prepare_transaction(gio::Cancellable::NONE)

@@ -58,6 +58,9 @@ pub const ENV_MAX_LAYER_ENTRIES: &str = "SYSCONTAINER_MAX_LAYER_ENTRIES";
 /// Overrides the cap on file-content bytes per layer
 /// (`store::import::MAX_CONTENT_BYTES`).
 pub const ENV_MAX_LAYER_BYTES: &str = "SYSCONTAINER_MAX_LAYER_BYTES";
+/// Overrides how many declared bytes of sparse files a layer may hold per
+/// compressed byte, beyond a floor (`store::import::MAX_SPARSE_RATIO`).
+pub const ENV_MAX_SPARSE_RATIO: &str = "SYSCONTAINER_MAX_SPARSE_RATIO";
 
 /// A root directory under which logical paths are resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]

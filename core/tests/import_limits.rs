@@ -353,9 +353,14 @@ fn limits_from_the_environment() {
     // The only test that touches these variables.
     std::env::set_var("SYSCONTAINER_MAX_LAYER_ENTRIES", "10");
     std::env::set_var("SYSCONTAINER_MAX_LAYER_BYTES", "2048");
+    std::env::set_var("SYSCONTAINER_MAX_SPARSE_RATIO", "7");
     let l = ImportLimits::from_env();
     std::env::remove_var("SYSCONTAINER_MAX_LAYER_ENTRIES");
     std::env::remove_var("SYSCONTAINER_MAX_LAYER_BYTES");
-    assert_eq!((l.max_entries, l.max_content_bytes), (10, 2048));
+    std::env::remove_var("SYSCONTAINER_MAX_SPARSE_RATIO");
+    assert_eq!(
+        (l.max_entries, l.max_content_bytes, l.max_sparse_ratio),
+        (10, 2048, 7)
+    );
     assert_eq!(ImportLimits::from_env(), ImportLimits::default());
 }

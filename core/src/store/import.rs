@@ -34,6 +34,9 @@ use super::sparse::{
     SparseSizes,
 };
 
+mod budget;
+pub use budget::{BlobProgress, ContentSizes, RECHECK_BYTES};
+
 /// Longest accepted path, in bytes (Linux `PATH_MAX`).
 pub const PATH_MAX: usize = 4096;
 /// Longest accepted path component (Linux `NAME_MAX`).
@@ -53,6 +56,15 @@ pub const MAX_CONTENT_BYTES: u64 = 64 << 30;
 pub const MAX_DEPTH: usize = 256;
 /// Default cap on one tar extension header (GNU long name/link, PAX).
 pub const MAX_HEADER_BYTES: u64 = 1 << 20;
+/// Sparse files (entries with holes) may declare this many bytes per layer
+/// whatever the layer's size: 256 MiB.
+pub const SPARSE_FLOOR: u64 = 256 << 20;
+/// Beyond [`SPARSE_FLOOR`], a layer's sparse files may declare at most this
+/// many times the layer's compressed size: about what gzip reaches on a file
+/// of zeros, so a hole expands no further than stored zeros could.
+pub const MAX_SPARSE_RATIO: u64 = 1000;
+/// Share of the repo's filesystem that an import leaves free, in percent.
+pub const MIN_FREE_PERCENT: u64 = 5;
 
 /// What one layer may hold. Hostile layers are refused before they cost
 /// unbounded memory, disk or time.
@@ -67,6 +79,13 @@ pub struct ImportLimits {
     /// Bytes in one GNU long-name/long-link or PAX extension header body,
     /// which the tar reader holds in memory.
     pub max_header_bytes: u64,
+    /// Declared bytes of sparse files that any layer may hold.
+    pub sparse_floor: u64,
+    /// Beyond `sparse_floor`: declared bytes of sparse files per compressed
+    /// byte of the layer.
+    pub max_sparse_ratio: u64,
+    /// Percent of the repo's filesystem that must stay free.
+    pub min_free_percent: u64,
 }
 
 impl Default for ImportLimits {
@@ -76,13 +95,17 @@ impl Default for ImportLimits {
             max_content_bytes: MAX_CONTENT_BYTES,
             max_depth: MAX_DEPTH,
             max_header_bytes: MAX_HEADER_BYTES,
+            sparse_floor: SPARSE_FLOOR,
+            max_sparse_ratio: MAX_SPARSE_RATIO,
+            min_free_percent: MIN_FREE_PERCENT,
         }
     }
 }
 
 impl ImportLimits {
-    /// The defaults, with `SYSCONTAINER_MAX_LAYER_ENTRIES` and
-    /// `SYSCONTAINER_MAX_LAYER_BYTES` (see `paths`) applied when set to a number.
+    /// The defaults, with `SYSCONTAINER_MAX_LAYER_ENTRIES`,
+    /// `SYSCONTAINER_MAX_LAYER_BYTES` and `SYSCONTAINER_MAX_SPARSE_RATIO`
+    /// (see `paths`) applied when set to a number.
     pub fn from_env() -> Self {
         let mut l = ImportLimits::default();
         let num = |k: &str| {
@@ -95,6 +118,9 @@ impl ImportLimits {
         }
         if let Some(n) = num(crate::paths::ENV_MAX_LAYER_BYTES) {
             l.max_content_bytes = n;
+        }
+        if let Some(n) = num(crate::paths::ENV_MAX_SPARSE_RATIO) {
+            l.max_sparse_ratio = n;
         }
         l
     }
@@ -141,6 +167,43 @@ pub enum ImportError {
         "layer entry '{path}' brings the layer's file content over the limit of {limit} bytes"
     )]
     TooLarge { path: String, limit: u64 },
+    #[error(
+        "layer entry '{path}' is a sparse file of {declared} bytes with {stored} bytes of data: \
+         with it the layer's sparse files declare {total} bytes, over the limit of {limit} \
+         (the larger of {floor} bytes and {ratio} times the layer's {compressed} compressed bytes)"
+    )]
+    TooSparse {
+        path: String,
+        declared: u64,
+        stored: u64,
+        total: u64,
+        limit: u64,
+        floor: u64,
+        ratio: u64,
+        compressed: u64,
+    },
+    #[error(
+        "layer entry '{path}' is {declared} bytes{}, but the repo's filesystem ({}) has {free} \
+         bytes free and {reserve} of them must stay free ({percent}% of its size)",
+        budget::still(.declared, .remaining), .dir.display()
+    )]
+    NoSpace {
+        path: String,
+        declared: u64,
+        remaining: u64,
+        free: u64,
+        reserve: u64,
+        percent: u64,
+        dir: std::path::PathBuf,
+    },
+    #[error("looking up the free space of the repo's filesystem ({})", .dir.display())]
+    FreeSpace {
+        dir: std::path::PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("layer entry '{path}': the import was stopped (the layer's blob failed verification)")]
+    Stopped { path: String },
     #[error("a tar {what} header of {size} bytes after entry '{last}' is over the limit of {limit} bytes")]
     HeaderTooLarge {
         last: String,
@@ -660,6 +723,8 @@ struct Importer<'r> {
     trusted: bool,
     /// Content objects already written by this import.
     written: HashSet<[u8; 32]>,
+    /// Free space of the repo's filesystem.
+    space: budget::Space<'r>,
     stats: ImportStats,
 }
 
@@ -915,10 +980,15 @@ impl<'r> Importer<'r> {
                 .write_regfile(None, meta.uid, meta.gid, mode, size, meta.xattrs.as_ref()),
         )?;
         let mut got = 0u64;
+        let mut checked = 0u64;
         loop {
             let want = BUF_SIZE.min((size - got) as usize);
             if want == 0 {
                 break;
+            }
+            if got - checked >= RECHECK_BYTES {
+                self.space.recheck(path, size, got)?;
+                checked = got;
             }
             let n = e.read(&mut self.buf[..want]).map_err(read_err)?;
             if n == 0 {
@@ -1100,6 +1170,32 @@ pub fn import_layer_with<R: Read>(
     r: R,
     limits: &ImportLimits,
 ) -> Result<Imported, ImportError> {
+    import_layer_from(repo, r, limits, &LayerInfo::default())
+}
+
+/// What the importer knows about a layer besides its tar stream.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LayerInfo<'a> {
+    /// The compressed layer's size (the manifest's `size`), which bounds
+    /// what its sparse files may declare. `None`: the tar stream's own
+    /// length up to each sparse entry stands in.
+    pub compressed_size: Option<u64>,
+    /// The caller's progress in reading the blob (in another thread): the
+    /// compressed bytes that allow a sparse entry must have been read before
+    /// it is written, and a failed blob stops the import at its next
+    /// free-space lookup.
+    pub blob: Option<&'a BlobProgress>,
+}
+
+/// [`import_layer_with`], knowing more about the layer.
+pub fn import_layer_from<'r, R: Read>(
+    repo: &'r ostree::Repo,
+    r: R,
+    limits: &ImportLimits,
+    info: &LayerInfo<'r>,
+) -> Result<Imported, ImportError> {
+    let space = budget::Space::new(budget::repo_dir(repo), limits, info.blob)?;
+    let mut sparse = budget::SparseCap::new(limits, info.compressed_size, info.blob);
     let mut metas = DirMetas::new();
     let default_meta = metas
         .get(repo, 0, 0, 0o755, None)
@@ -1118,6 +1214,7 @@ pub fn import_layer_with<R: Read>(
         buf: vec![0u8; BUF_SIZE],
         trusted: trusted_checksums(),
         written: HashSet::new(),
+        space,
         stats: ImportStats::default(),
     };
     let guard = HeaderGuard::new(r, limits.max_header_bytes);
@@ -1225,13 +1322,16 @@ pub fn import_layer_with<R: Read>(
                     let gnu = gnu_sizes.get().filter(|g| g.0 == e.raw_header_position());
                     let (mut e, sizes) =
                         content(&mut e, pax_sparse, gnu.map(|g| g.1), path, limits)?;
-                    let size = sizes.real_size;
+                    let sizes = ContentSizes::from(sizes);
+                    let size = sizes.declared;
                     if imp.stats.content_bytes.saturating_add(size) > limits.max_content_bytes {
                         return Err(ImportError::TooLarge {
                             path: last,
                             limit: limits.max_content_bytes,
                         });
                     }
+                    sparse.add(&last, sizes, last_end)?;
+                    imp.space.claim(&last, size)?;
                     let csum = imp.write_regfile(&mut e, path, size, &meta)?;
                     imp.put_file(&comps, path, &last, &csum)?;
                     if is_whiteout {

@@ -24,6 +24,7 @@ pub mod import;
 mod lock;
 mod names;
 pub mod pull;
+mod readahead;
 pub mod sparse;
 
 use std::cell::RefCell;
@@ -163,8 +164,9 @@ pub enum StoreError {
     Layer {
         name: String,
         digest: String,
+        /// Boxed: its refusals carry their figures.
         #[source]
-        source: ImportError,
+        source: Box<ImportError>,
     },
     #[error("layer {digest} of image '{name}': verifying its compressed content")]
     LayerVerify {

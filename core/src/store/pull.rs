@@ -8,13 +8,18 @@
 
 use std::collections::HashMap;
 use std::io::{self, IsTerminal, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::time::Duration;
 
 use glib::prelude::*;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use super::import::{import_layer_with, ImportLimits, ImportStats};
+use super::import::{
+    import_layer_from, BlobProgress, ImportError, ImportLimits, ImportStats, LayerInfo,
+};
 use super::lock::LockMode;
+use super::readahead::ReadAhead;
 use super::{names, valid_digest, Store, StoreError};
 use super::{
     META_CONFIG, META_LAYER, META_LAYER_DIFF_ID, META_LAYER_MEDIA_TYPE, META_LAYER_SIZE,
@@ -59,6 +64,8 @@ pub struct PullReport {
 struct ProgressReader<'p, R> {
     inner: R,
     n: u64,
+    /// `n`, for the importer.
+    shared: &'p AtomicU64,
     last: u64,
     idx: usize,
     progress: &'p mut dyn Progress,
@@ -68,6 +75,7 @@ impl<R: Read> Read for ProgressReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.n += n as u64;
+        self.shared.store(self.n, Ordering::Relaxed);
         if n == 0 || self.n - self.last >= 256 * 1024 {
             self.last = self.n;
             self.progress.layer_bytes(self.idx, self.n);
@@ -322,12 +330,16 @@ fn fetch_layer(
     let raw = src.open_blob(d).map_err(src_err)?;
     // Two threads: this one parses the tar stream and writes objects; the
     // reader fetches, verifies the blob digest, decompresses and verifies the
-    // diff_id, a few chunks ahead (bounded: memory stays flat).
+    // diff_id, a few chunks ahead (bounded: memory stays flat). It reports
+    // its progress in `blob`: the importer may wait for compressed bytes to
+    // back a sparse file, and stops when the blob fails.
+    let blob = BlobProgress::default();
     let (imported, fed) = std::thread::scope(|s| {
         let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(PIPE_CHUNKS);
         let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
-        let reader = s.spawn(move || feed(raw, d, diff_id, idx, progress, tx, back_rx));
-        let imported = import_layer_with(
+        let blob = &blob;
+        let reader = s.spawn(move || feed(raw, d, diff_id, idx, progress, tx, back_rx, blob));
+        let imported = import_layer_from(
             repo,
             ChunkReader {
                 rx,
@@ -336,6 +348,10 @@ fn fetch_layer(
                 pos: 0,
             },
             &ImportLimits::from_env(),
+            &LayerInfo {
+                compressed_size: Some(d.size),
+                blob: Some(blob),
+            },
         );
         let fed = match reader.join() {
             Ok(f) => f,
@@ -348,6 +364,14 @@ fn fetch_layer(
         Fed::Done(v) => v,
     };
     let imported = match (imported, verified) {
+        // Stopped by the reader: its error is the cause.
+        (Err(ImportError::Stopped { .. }), Err(source)) => {
+            return Err(StoreError::LayerVerify {
+                name: name.to_string(),
+                digest: d.digest.clone(),
+                source,
+            })
+        }
         (_, Err(source)) if source.kind() == io::ErrorKind::InvalidData => {
             return Err(StoreError::LayerVerify {
                 name: name.to_string(),
@@ -359,7 +383,7 @@ fn fetch_layer(
             return Err(StoreError::Layer {
                 name: name.to_string(),
                 digest: d.digest.clone(),
-                source,
+                source: Box::new(source),
             })
         }
         (Ok(_), Err(source)) => {
@@ -398,8 +422,23 @@ enum Fed {
     Done(io::Result<u64>),
 }
 
+/// Marks the blob failed unless it completed, however the reader thread
+/// ends (a panic included): the importer may be waiting for it.
+struct Exit<'a>(&'a BlobProgress);
+
+impl Drop for Exit<'_> {
+    fn drop(&mut self) {
+        if !self.0.complete.load(Ordering::Acquire) {
+            self.0.failed.store(true, Ordering::Release);
+        }
+    }
+}
+
 /// The reader thread: blob -> digest check -> decompress -> diff_id check ->
-/// chunks on `tx`. A read error is sent once, then the channel closes.
+/// chunks on `tx`. A read error is sent once, then the channel closes. While
+/// the pipe is full, it reads ahead the compressed bytes that the importer
+/// waits for.
+#[allow(clippy::too_many_arguments)]
 fn feed(
     raw: Box<dyn Read + Send + '_>,
     d: &Descriptor,
@@ -408,17 +447,20 @@ fn feed(
     progress: &mut dyn Progress,
     tx: mpsc::SyncSender<io::Result<Vec<u8>>>,
     back: mpsc::Receiver<Vec<u8>>,
+    blob: &BlobProgress,
 ) -> Fed {
+    let _exit = Exit(blob);
     let counted = ProgressReader {
         inner: raw,
         n: 0,
+        shared: &blob.read,
         last: 0,
         idx,
         progress,
     };
-    let mut compressed = DigestReader::new(counted, &d.digest, Some(d.size));
-    {
-        let dec = match source::decompress(d, Box::new(&mut compressed)) {
+    let mut compressed = ReadAhead::new(DigestReader::new(counted, &d.digest, Some(d.size)));
+    'pipe: {
+        let dec = match source::decompress(d, Box::new(compressed.handle())) {
             Ok(dec) => dec,
             Err(e) => return Fed::Decompress(e),
         };
@@ -426,22 +468,42 @@ fn feed(
         loop {
             let mut buf = back.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
             buf.resize(CHUNK, 0);
-            let n = match read_full(&mut tar, &mut buf) {
+            let mut item = match read_full(&mut tar, &mut buf) {
                 Ok(0) => break,
-                Ok(n) => n,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Ok(buf)
+                }
                 Err(e) => {
+                    blob.failed.store(true, Ordering::Release);
                     let _ = tx.send(Err(e));
                     break;
                 }
             };
-            buf.truncate(n);
-            if tx.send(Ok(buf)).is_err() {
-                break; // the importer stopped
+            loop {
+                match tx.try_send(item) {
+                    Ok(()) => break,
+                    Err(mpsc::TrySendError::Disconnected(_)) => break 'pipe, // the importer stopped
+                    Err(mpsc::TrySendError::Full(back)) => item = back,
+                }
+                match compressed.read_ahead(blob) {
+                    Ok(true) => {}
+                    Ok(false) => std::thread::sleep(Duration::from_millis(1)),
+                    // The digest check keeps the error for the final drain.
+                    Err(_) => {
+                        blob.failed.store(true, Ordering::Release);
+                        break 'pipe;
+                    }
+                }
             }
         }
     }
     drop(tx);
-    Fed::Done(io::copy(&mut compressed, &mut io::sink()))
+    let verdict = io::copy(&mut compressed, &mut io::sink());
+    if verdict.is_ok() {
+        blob.complete.store(true, Ordering::Release);
+    }
+    Fed::Done(verdict)
 }
 
 /// Read until `buf` is full or EOF.
