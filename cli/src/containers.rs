@@ -191,16 +191,6 @@ fn pull_if_needed(
     Ok(crate::images::pull_into(&store, image, &opts, false)?.name)
 }
 
-/// Exit codes for deployment errors (see `syscontainer --help`).
-pub fn exit_code(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
-    use deploy::DeployError::*;
-    match e.downcast_ref::<deploy::DeployError>()? {
-        Name(_) | Vars(_) | Template(_) | Bundle(_) | Manifest { .. } | BadRename { .. } => Some(3),
-        NoOtherDeployment { .. } | RuntimeMissing { .. } => Some(4),
-        _ => None,
-    }
-}
-
 fn verify(root: &Root, name: &str, json: bool) -> Result<()> {
     let src = StoreSource::open(root)?;
     let r = deploy::verify(root, &src, name).with_context(|| format!("cannot verify {name}"))?;

@@ -8,7 +8,7 @@ use clap::{ArgAction, Args, Subcommand};
 use syscontainer::paths::Root;
 use syscontainer::record::{self, FoundState};
 use syscontainer::source::{self, SourceOptions};
-use syscontainer::store::{self, human, ConsoleProgress, ImageInfo, Store, StoreError};
+use syscontainer::store::{self, human, ConsoleProgress, ImageInfo, Store};
 
 /// Pull an image into the OSTree store.
 ///
@@ -98,23 +98,6 @@ pub enum ImagesCmd {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// Exit codes for store errors (see `--help`).
-pub fn exit_code(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
-    use StoreError::*;
-    match e.downcast_ref::<StoreError>()? {
-        ImageNotFound { .. } | LayerMissing { .. } => Some(4),
-        Layer { .. }
-        | LayerVerify { .. }
-        | BadImage { .. }
-        | DiffIdMismatch { .. }
-        | Template { .. }
-        | ExportsFile { .. }
-        | BadName { .. }
-        | AmbiguousId { .. } => Some(3),
-        _ => None,
-    }
 }
 
 /// Pull `spec` (any pull source) into `store`: the one pull path of the CLI,

@@ -225,6 +225,40 @@ pub enum SourceError {
     Archive { archive: String, reason: String },
 }
 
+impl SourceError {
+    /// The documented exit code: 4 when the image (or its file) is not
+    /// there, 3 when what the source sent is malformed or hostile, 1 for
+    /// network, TLS, authentication and I/O failures.
+    pub fn exit_code(&self) -> i32 {
+        use crate::exit::{self, FAILURE, INVALID, MISSING};
+        use SourceError::*;
+        match self {
+            Ref(e) => e.exit_code(),
+            Read { source, .. } => exit::of_io(source),
+            File { source, .. } if source.kind() == io::ErrorKind::NotFound => MISSING,
+            NotFound { .. } | NoPlatform { .. } => MISSING,
+            Spec { .. }
+            | TooLarge { .. }
+            | DigestMismatch { .. }
+            | SizeMismatch { .. }
+            | Json { .. }
+            | Invalid { .. }
+            | Unsupported { .. }
+            | Credentials { .. }
+            | AuthFile { .. }
+            | Archive { .. } => INVALID,
+            File { .. }
+            | Unauthorized { .. }
+            | Status { .. }
+            | Http { .. }
+            | Redirect { .. }
+            | Tls { .. }
+            | EngineIo { .. }
+            | Engine { .. } => FAILURE,
+        }
+    }
+}
+
 /// Open the source a spec names (see the module docs for the forms).
 pub fn open(spec: &str, opts: &SourceOptions) -> Result<Box<dyn ImageSource>, SourceError> {
     if let Some(path) = spec.strip_prefix("dockertar:") {
