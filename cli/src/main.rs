@@ -25,7 +25,9 @@ Environment:
                                checkout root's filesystem, else CHECKOUT_ROOT/.storage/ostree)
   ATOMIC_OSTREE_CHECKOUT_PATH  the checkout root (default /var/lib/containers/atomic)
   SYSCONTAINER_MAX_LAYER_ENTRIES  refuse a layer with more tar entries (default 1000000)
-  SYSCONTAINER_MAX_LAYER_BYTES    refuse a layer with more file content (default 64 GiB)";
+  SYSCONTAINER_MAX_LAYER_BYTES    refuse a layer with more file content (default 64 GiB)
+  SYSCONTAINER_SPEED_LIMIT     --speed-limit of pull, install, containers update (default 1000 B/s)
+  SYSCONTAINER_SPEED_TIME      --speed-time, its window (default 30 s)";
 
 /// System containers: services shipped as OCI images, stored in OSTree,
 /// checked out read-only with hardlinks, run by runc, supervised by systemd.

@@ -181,6 +181,24 @@ fn usage_errors_exit_2() {
         2,
         "cannot be used with",
     );
+    expect(
+        &cli(d.path(), &["pull", "--speed-limit", "fast", "x"]),
+        2,
+        "invalid value 'fast' for '--speed-limit <BYTES>'",
+    );
+    // The low-speed limit is settable wherever a pull happens.
+    for sub in [&["pull"][..], &["install"], &["containers", "update"]] {
+        let o = cli(d.path(), &[sub, &["--help"]].concat());
+        let help = String::from_utf8_lossy(&o.stdout);
+        for want in [
+            "--speed-limit <BYTES>",
+            "SYSCONTAINER_SPEED_LIMIT",
+            "--speed-time <SECS>",
+            "SYSCONTAINER_SPEED_TIME",
+        ] {
+            assert!(help.contains(want), "{sub:?} --help lacks {want}: {help}");
+        }
+    }
     // --help documents every code.
     let o = cli(d.path(), &["--help"]);
     assert_eq!(o.status.code(), Some(0));

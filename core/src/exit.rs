@@ -37,6 +37,7 @@ pub fn of(e: &(dyn Error + 'static)) -> Option<i32> {
         crate::store::StoreError,
         crate::store::ImportError,
         crate::source::SourceError,
+        crate::source::SlowTransfer,
         crate::source::VerifyError,
     );
     #[cfg(feature = "runtime")]
@@ -53,11 +54,15 @@ pub fn of(e: &(dyn Error + 'static)) -> Option<i32> {
 }
 
 /// The code for an I/O error that may carry a verification failure (a
-/// digest or size mismatch travels inside an `io::Error`).
+/// digest or size mismatch travels inside an `io::Error`) or a too-slow
+/// transfer.
 #[cfg(feature = "store")]
 pub(crate) fn of_io(e: &std::io::Error) -> i32 {
     if let Some(v) = crate::source::VerifyError::from_io(e) {
         return v.exit_code();
+    }
+    if let Some(s) = crate::source::SlowTransfer::from_io(e) {
+        return s.exit_code();
     }
     match e.kind() {
         // What decompressors say about a corrupt stream.
