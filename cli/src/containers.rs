@@ -40,6 +40,8 @@ pub enum ContainerCmd {
 
 #[derive(Debug, Args)]
 pub struct InstallArgs {
+    #[command(flatten)]
+    pub transfer: crate::images::TransferArgs,
     /// Container name (default: the image name, with -TAG unless the tag is latest)
     #[arg(long)]
     pub name: Option<String>,
@@ -97,6 +99,8 @@ pub enum ContainersCmd {
 
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
+    #[command(flatten)]
+    pub transfer: crate::images::TransferArgs,
     /// Set a template variable (repeatable); other values are kept
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -124,7 +128,8 @@ pub struct UpdateArgs {
 pub fn run(cmd: ContainerCmd, root: &Root) -> Result<()> {
     match cmd {
         ContainerCmd::Install(mut a) => {
-            a.image = pull_if_needed(root, &a.image, a.creds.clone(), a.tls_verify)?;
+            let ls = a.transfer.low_speed();
+            a.image = pull_if_needed(root, &a.image, a.creds.clone(), a.tls_verify, ls)?;
             let src = StoreSource::open(root)?;
             let opts = InstallOptions {
                 name: a.name,
@@ -173,6 +178,7 @@ fn pull_if_needed(
     image: &str,
     creds: Option<String>,
     tls_verify: bool,
+    low_speed: syscontainer::source::LowSpeed,
 ) -> Result<String> {
     let store = crate::images::open(root)?;
     let is_source = ["dockertar:", "oci:", "docker:", "docker://", "http:"]
@@ -187,18 +193,9 @@ fn pull_if_needed(
         authfile: None,
         tls_verify,
         quiet: false,
+        low_speed,
     };
     Ok(crate::images::pull_into(&store, image, &opts, false)?.name)
-}
-
-/// Exit codes for deployment errors (see `syscontainer --help`).
-pub fn exit_code(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
-    use deploy::DeployError::*;
-    match e.downcast_ref::<deploy::DeployError>()? {
-        Name(_) | Vars(_) | Template(_) | Bundle(_) | Manifest { .. } | BadRename { .. } => Some(3),
-        NoOtherDeployment { .. } | RuntimeMissing { .. } => Some(4),
-        _ => None,
-    }
 }
 
 fn verify(root: &Root, name: &str, json: bool) -> Result<()> {
@@ -245,7 +242,13 @@ fn set_enabled(root: &Root, name: &str, on: bool) -> Result<()> {
 fn update(root: &Root, a: UpdateArgs) -> Result<()> {
     // --rebase takes any pull source, like install: pulled first
     let rebase = match a.rebase {
-        Some(img) => Some(pull_if_needed(root, &img, a.creds, a.tls_verify)?),
+        Some(img) => Some(pull_if_needed(
+            root,
+            &img,
+            a.creds,
+            a.tls_verify,
+            a.transfer.low_speed(),
+        )?),
         None => None,
     };
     let src = StoreSource::open(root)?;

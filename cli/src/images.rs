@@ -7,8 +7,8 @@ use anyhow::{bail, Context};
 use clap::{ArgAction, Args, Subcommand};
 use syscontainer::paths::Root;
 use syscontainer::record::{self, FoundState};
-use syscontainer::source::{self, SourceOptions};
-use syscontainer::store::{self, human, ConsoleProgress, ImageInfo, Store, StoreError};
+use syscontainer::source::{self, LowSpeed, SourceOptions};
+use syscontainer::store::{self, human, ConsoleProgress, ImageInfo, Store};
 
 /// Pull an image into the OSTree store.
 ///
@@ -25,6 +25,39 @@ use syscontainer::store::{self, human, ConsoleProgress, ImageInfo, Store, StoreE
 ///   dockertar:/path/file.tar                          a `docker save` / docker-archive tarball
 ///   oci:/path[:REF]                                   an OCI image layout
 ///   docker:NAME[:TAG]                                 a local Docker-compatible engine (/var/run/docker.sock)
+/// The low-speed limit of registry transfers, as curl's --speed-limit and
+/// --speed-time (pull, install, containers update).
+#[derive(Args, Debug, Clone)]
+pub struct TransferArgs {
+    /// Abort a registry blob transfer that averages under BYTES per second
+    /// for --speed-time seconds; it is fetched again from where it stopped
+    /// (3 retries), then the pull fails. 0: no limit.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        env = "SYSCONTAINER_SPEED_LIMIT",
+        default_value_t = 1000
+    )]
+    pub speed_limit: u64,
+    /// The window of --speed-limit, in seconds.
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "SYSCONTAINER_SPEED_TIME",
+        default_value_t = 30
+    )]
+    pub speed_time: u64,
+}
+
+impl TransferArgs {
+    pub fn low_speed(&self) -> LowSpeed {
+        LowSpeed {
+            limit: self.speed_limit,
+            time: std::time::Duration::from_secs(self.speed_time),
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct PullArgs {
@@ -44,6 +77,8 @@ pub struct PullArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    transfer: TransferArgs,
     /// Where to pull from (see above).
     #[arg(value_name = "SOURCE")]
     source: String,
@@ -100,23 +135,6 @@ pub enum ImagesCmd {
     },
 }
 
-/// Exit codes for store errors (see `--help`).
-pub fn exit_code(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
-    use StoreError::*;
-    match e.downcast_ref::<StoreError>()? {
-        ImageNotFound { .. } | LayerMissing { .. } => Some(4),
-        Layer { .. }
-        | LayerVerify { .. }
-        | BadImage { .. }
-        | DiffIdMismatch { .. }
-        | Template { .. }
-        | ExportsFile { .. }
-        | BadName { .. }
-        | AmbiguousId { .. } => Some(3),
-        _ => None,
-    }
-}
-
 /// Pull `spec` (any pull source) into `store`: the one pull path of the CLI,
 /// shared by `pull`, `install` and `containers update --rebase`.
 pub fn pull_into(
@@ -157,6 +175,7 @@ pub fn pull(root: &Root, a: PullArgs) -> anyhow::Result<()> {
         authfile: a.authfile,
         tls_verify: a.tls_verify,
         quiet: a.quiet,
+        low_speed: a.transfer.low_speed(),
     };
     let r = pull_into(&store, &a.source, &opts, a.quiet || a.json)?;
     if a.json {

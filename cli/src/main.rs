@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use syscontainer::exit;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -24,7 +25,9 @@ Environment:
                                checkout root's filesystem, else CHECKOUT_ROOT/.storage/ostree)
   ATOMIC_OSTREE_CHECKOUT_PATH  the checkout root (default /var/lib/containers/atomic)
   SYSCONTAINER_MAX_LAYER_ENTRIES  refuse a layer with more tar entries (default 1000000)
-  SYSCONTAINER_MAX_LAYER_BYTES    refuse a layer with more file content (default 64 GiB)";
+  SYSCONTAINER_MAX_LAYER_BYTES    refuse a layer with more file content (default 64 GiB)
+  SYSCONTAINER_SPEED_LIMIT     --speed-limit of pull, install, containers update (default 1000 B/s)
+  SYSCONTAINER_SPEED_TIME      --speed-time, its window (default 30 s)";
 
 /// System containers: services shipped as OCI images, stored in OSTree,
 /// checked out read-only with hardlinks, run by runc, supervised by systemd.
@@ -70,12 +73,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The exit code for an error: the first error in the chain that a module
-/// knows how to classify wins.
+/// The exit code for an error: that of the outermost library error in the
+/// chain (which asks the errors it wraps). The CLI documents 3 and 4; every
+/// other failure, the exec helper's runtime failure (5) included, is 1.
 fn exit_code(e: &anyhow::Error) -> u8 {
-    e.chain()
-        .find_map(|e| images::exit_code(e).or_else(|| containers::exit_code(e)))
-        .unwrap_or(1)
+    match e.chain().find_map(exit::of) {
+        Some(c @ (exit::INVALID | exit::MISSING)) => c as u8,
+        _ => exit::FAILURE as u8,
+    }
 }
 
 struct Logger(log::LevelFilter);

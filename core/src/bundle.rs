@@ -98,14 +98,23 @@ pub enum BundleError {
 }
 
 impl BundleError {
-    /// The exec helper's exit code for this error: 4 when something is
-    /// missing on disk, else 3 (invalid config or template).
+    /// The documented exit code: 4 when something is missing on disk, 5
+    /// when the bundle cannot be written (the CLI reports that as 1), else
+    /// 3 (an invalid or unreadable config or template).
     pub fn exit_code(&self) -> i32 {
+        use crate::exit::{INVALID, MISSING, RUNTIME};
         match self {
-            BundleError::DeploymentMissing { .. } => 4,
-            BundleError::Read { source, .. } if source.kind() == io::ErrorKind::NotFound => 4,
-            BundleError::Write { .. } => 5,
-            _ => 3,
+            BundleError::DeploymentMissing { .. } => MISSING,
+            BundleError::Read { source, .. } if source.kind() == io::ErrorKind::NotFound => MISSING,
+            BundleError::Write { .. } => RUNTIME,
+            BundleError::Template(t) => t.exit_code(),
+            BundleError::Read { .. }
+            | BundleError::Json { .. }
+            | BundleError::Spec { .. }
+            | BundleError::NotReadOnly { .. }
+            | BundleError::RootPath { .. }
+            | BundleError::Invalid { .. }
+            | BundleError::NoCommand { .. } => INVALID,
         }
     }
 }

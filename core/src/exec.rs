@@ -19,17 +19,19 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use crate::bundle::{self, BundleError};
+use crate::exit;
 use crate::paths::{self, Root};
 use crate::record::{Record, RecordError};
 
-/// Exit codes of `syscontainer-exec`, for `RestartPreventExitStatus=`.
-pub const EXIT_USAGE: i32 = 2;
+/// Exit codes of `syscontainer-exec`, for `RestartPreventExitStatus=`
+/// (the shared values of [`crate::exit`]).
+pub const EXIT_USAGE: i32 = exit::USAGE;
 /// Invalid record, config or template.
-pub const EXIT_INVALID: i32 = 3;
+pub const EXIT_INVALID: i32 = exit::INVALID;
 /// Record, deployment, image files or runtime missing.
-pub const EXIT_MISSING: i32 = 4;
+pub const EXIT_MISSING: i32 = exit::MISSING;
 /// The runtime (runc) or systemd-tmpfiles failed.
-pub const EXIT_RUNTIME: i32 = 5;
+pub const EXIT_RUNTIME: i32 = exit::RUNTIME;
 
 #[derive(Debug, Error)]
 pub enum ExecError {
@@ -67,19 +69,19 @@ impl ExecError {
     /// The documented exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            ExecError::Record(RecordError::NotFound { .. } | RecordError::Masked { .. }) => {
-                EXIT_MISSING
-            }
-            ExecError::Record(RecordError::Read { source, .. })
-                if source.kind() == io::ErrorKind::NotFound =>
-            {
-                EXIT_MISSING
-            }
-            ExecError::Record(_) => EXIT_INVALID,
+            // The exec helper has no code for "other failure": a record it
+            // cannot read counts as invalid.
+            ExecError::Record(r) => match r.exit_code() {
+                EXIT_MISSING => EXIT_MISSING,
+                _ => EXIT_INVALID,
+            },
             ExecError::Bundle(b) => b.exit_code(),
             ExecError::RuntimeMissing { .. } => EXIT_MISSING,
             ExecError::Nul { .. } => EXIT_INVALID,
-            _ => EXIT_RUNTIME,
+            ExecError::Spawn { .. }
+            | ExecError::Failed { .. }
+            | ExecError::Exec { .. }
+            | ExecError::StopTimeout { .. } => EXIT_RUNTIME,
         }
     }
 }

@@ -42,6 +42,13 @@ pub enum ImgRefError {
     },
 }
 
+impl ImgRefError {
+    /// The documented exit code: always invalid input.
+    pub fn exit_code(&self) -> i32 {
+        crate::exit::INVALID
+    }
+}
+
 /// A parsed registry image reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageRef {

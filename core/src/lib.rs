@@ -11,6 +11,7 @@
 pub mod bundle;
 #[cfg(feature = "runtime")]
 pub mod exec;
+pub mod exit;
 pub mod failpoint;
 pub mod fsutil;
 pub mod generate;

@@ -16,6 +16,13 @@ pub enum NameError {
     Invalid { name: String, reason: &'static str },
 }
 
+impl NameError {
+    /// The documented exit code: always invalid input.
+    pub fn exit_code(&self) -> i32 {
+        crate::exit::INVALID
+    }
+}
+
 /// Validate a container name: a valid systemd unit name prefix
 /// (`[A-Za-z0-9:_.\-]`), no `/`, no `..`, no `@`, no leading `-` or `.`, and
 /// at most [`MAX_NAME_LEN`] bytes.

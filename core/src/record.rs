@@ -159,6 +159,27 @@ pub enum RecordError {
     Masked { name: String, path: PathBuf },
 }
 
+impl RecordError {
+    /// The documented exit code: 4 when the record is not there (or
+    /// masked), 3 when it is there but invalid, 1 for other I/O failures.
+    pub fn exit_code(&self) -> i32 {
+        use crate::exit::{FAILURE, INVALID, MISSING};
+        match self {
+            RecordError::NotFound { .. } | RecordError::Masked { .. } => MISSING,
+            RecordError::Read { source, .. } if source.kind() == io::ErrorKind::NotFound => MISSING,
+            RecordError::Read { .. } | RecordError::Write { .. } | RecordError::ReadDir { .. } => {
+                FAILURE
+            }
+            RecordError::Json { .. }
+            | RecordError::Invalid { .. }
+            | RecordError::Version { .. }
+            | RecordError::Name { .. }
+            | RecordError::NameMismatch { .. }
+            | RecordError::Target { .. } => INVALID,
+        }
+    }
+}
+
 impl Record {
     /// A new record with defaults for everything but the identity.
     pub fn new(name: &str, image: &str, image_id: &str, deployment: &str) -> Self {

@@ -32,6 +32,13 @@ pub enum TemplateError {
     },
 }
 
+impl TemplateError {
+    /// The documented exit code: always invalid input (a bad template or value).
+    pub fn exit_code(&self) -> i32 {
+        crate::exit::INVALID
+    }
+}
+
 /// One piece of a parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Piece<'a> {

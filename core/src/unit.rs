@@ -59,6 +59,13 @@ pub enum UnitError {
     },
 }
 
+impl UnitError {
+    /// The documented exit code: always invalid input (a bad template or value).
+    pub fn exit_code(&self) -> i32 {
+        crate::exit::INVALID
+    }
+}
+
 /// The logical file name used in messages for a record's service template.
 fn template_file_name(rec: &Record) -> &'static str {
     match rec.service_template {

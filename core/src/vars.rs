@@ -47,6 +47,13 @@ pub enum VarsError {
     Control { var: String },
 }
 
+impl VarsError {
+    /// The documented exit code: always invalid input.
+    pub fn exit_code(&self) -> i32 {
+        crate::exit::INVALID
+    }
+}
+
 /// The variables of one record, resolved on lookup (no map is built: the
 /// generator resolves thousands of records at boot).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,8 @@
 //! manifests, stalls, wrong digests, truncated bodies, flaky 5xx. Each case
 //! must end with a clear error in bounded time, and credentials must never
 //! reach another origin. Also: endless, stalled-midway and wrong blobs, and
-//! oversized or endless configs (issue 6).
+//! oversized or endless configs (issue 6). A blob that trickles is cut off
+//! by the low-speed limit, resumed, and in the end refused (issue 9).
 #![cfg(feature = "store")]
 
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -15,13 +16,14 @@ use std::time::{Duration, Instant};
 use syscontainer::paths::Root;
 use syscontainer::source::registry::RegistrySource;
 use syscontainer::source::{
-    sha256_digest, Descriptor, DigestReader, ImageSource, SourceError, SourceOptions,
+    sha256_digest, Descriptor, DigestReader, ImageSource, LowSpeed, SourceError, SourceOptions,
 };
 
 #[derive(Debug, Clone)]
 struct Req {
     path: String,
     auth: Option<String>,
+    range: Option<String>,
 }
 
 enum Reply {
@@ -32,6 +34,14 @@ enum Reply {
     Stall(Duration),
     /// Send these bytes, then say nothing for this long, then hang up.
     PartialStall(Vec<u8>, Duration),
+    /// Send this head, then the body `chunk` bytes at a time, one chunk
+    /// every `every`.
+    Drip {
+        head: String,
+        body: Vec<u8>,
+        chunk: usize,
+        every: Duration,
+    },
 }
 
 fn reply(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
@@ -101,7 +111,7 @@ fn serve_one(conn: TcpStream, h: &Handler, log: &Mutex<Vec<Req>>) -> io::Result<
     let mut line = String::new();
     r.read_line(&mut line)?;
     let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-    let mut auth = None;
+    let (mut auth, mut range) = (None, None);
     loop {
         let mut l = String::new();
         if r.read_line(&mut l)? == 0 || l.trim().is_empty() {
@@ -110,10 +120,12 @@ fn serve_one(conn: TcpStream, h: &Handler, log: &Mutex<Vec<Req>>) -> io::Result<
         if let Some((k, v)) = l.split_once(':') {
             if k.eq_ignore_ascii_case("authorization") {
                 auth = Some(v.trim().to_string());
+            } else if k.eq_ignore_ascii_case("range") {
+                range = Some(v.trim().to_string());
             }
         }
     }
-    let req = Req { path, auth };
+    let req = Req { path, auth, range };
     let n = {
         let mut g = log.lock().unwrap();
         g.push(req.clone());
@@ -134,6 +146,19 @@ fn serve_one(conn: TcpStream, h: &Handler, log: &Mutex<Vec<Req>>) -> io::Result<
             w.write_all(&b)?;
             w.flush()?;
             std::thread::sleep(d);
+        }
+        Reply::Drip {
+            head,
+            body,
+            chunk,
+            every,
+        } => {
+            w.write_all(head.as_bytes())?;
+            for c in body.chunks(chunk) {
+                w.flush()?;
+                std::thread::sleep(every);
+                w.write_all(c)?;
+            }
         }
     }
     Ok(())
@@ -561,4 +586,260 @@ fn a_body_that_stalls_midway_times_out() {
         "{:?}: {e}",
         t.elapsed()
     );
+}
+
+// ------------------------------------------------ the low-speed limit (issue 9)
+
+/// A one-layer image served by our own server: manifest, config, and a
+/// layer blob answered by `layer_reply(request, layer, n-th blob request)`.
+struct TrickleImage {
+    layer: Vec<u8>,
+    reg: Server,
+}
+
+fn layer_tar() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let data: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    let mut h = tar::Header::new_ustar();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1);
+    b.append_data(&mut h, "data", &data[..]).unwrap();
+    b.into_inner().unwrap()
+}
+
+impl TrickleImage {
+    fn start(
+        layer_reply: impl Fn(&Req, &[u8], usize) -> Reply + Send + Sync + 'static,
+    ) -> TrickleImage {
+        let layer = layer_tar();
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+            sha256_digest(&layer)
+        )
+        .into_bytes();
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":{}}}]}}"#,
+            sha256_digest(&config),
+            config.len(),
+            sha256_digest(&layer),
+            layer.len()
+        );
+        let (l2, cd, ld) = (layer.clone(), sha256_digest(&config), sha256_digest(&layer));
+        let blob_requests = std::sync::atomic::AtomicUsize::new(0);
+        let reg = Server::start(move |req, _| {
+            ok_v2(req).unwrap_or_else(|| {
+                if req.path == MANIFEST_PATH {
+                    reply(
+                        "200 OK",
+                        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+                        manifest.as_bytes(),
+                    )
+                } else if req.path.ends_with(&cd) {
+                    reply("200 OK", &[], &config)
+                } else if req.path.ends_with(&ld) {
+                    layer_reply(req, &l2, blob_requests.fetch_add(1, Ordering::SeqCst))
+                } else {
+                    reply("404 Not Found", &[], b"{}")
+                }
+            })
+        });
+        TrickleImage { layer, reg }
+    }
+
+    fn digest(&self) -> String {
+        sha256_digest(&self.layer)
+    }
+
+    fn blob_requests(&self) -> Vec<Req> {
+        let d = self.digest();
+        self.reg
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with(&d))
+            .collect()
+    }
+}
+
+/// The layer, `chunk` bytes every `every`, from the requested range on
+/// (206) or whole (200) when `honour_range` is false.
+fn drip(req: &Req, layer: &[u8], chunk: usize, every: Duration, honour_range: bool) -> Reply {
+    let from = req
+        .range
+        .as_deref()
+        .filter(|_| honour_range)
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse::<usize>().ok());
+    let (status, body, extra) = match from {
+        Some(n) => (
+            "206 Partial Content",
+            &layer[n..],
+            format!(
+                "Content-Range: bytes {n}-{}/{}\r\n",
+                layer.len() - 1,
+                layer.len()
+            ),
+        ),
+        None => ("200 OK", layer, String::new()),
+    };
+    Reply::Drip {
+        head: format!(
+            "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n{extra}\r\n",
+            body.len()
+        ),
+        body: body.to_vec(),
+        chunk,
+        every,
+    }
+}
+
+fn store() -> (tempfile::TempDir, syscontainer::store::Store) {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = syscontainer::store::Store::open_with(
+        &Root::new(tmp.path()),
+        &syscontainer::store::Location::default(),
+    )
+    .unwrap();
+    (tmp, s)
+}
+
+fn ostree(repo: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("ostree")
+        .arg(format!("--repo={}", repo.display()))
+        .args(args)
+        .output()
+        .expect("the ostree CLI is installed");
+    assert!(
+        out.status.success(),
+        "ostree {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn trickle_source(img: &TrickleImage, limit: u64, secs: u64) -> RegistrySource {
+    let mut s = source(&format!("http:{}/img", img.reg.host()), None);
+    // The read timeout never fires on a drip; the low-speed limit must.
+    s.client_mut()
+        .set_timeouts(Duration::from_secs(2), Duration::from_secs(10));
+    s.client_mut().set_low_speed(LowSpeed {
+        limit,
+        time: Duration::from_secs(secs),
+    });
+    s
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// One byte per second: every attempt is cut off after the 2 s window, the
+/// blob is fetched again (1 + MAX_RETRIES attempts), then the pull fails
+/// naming the blob and the rate, with nothing left in the repo.
+#[test]
+fn a_trickling_blob_is_cut_off_retried_and_refused() {
+    let img =
+        TrickleImage::start(|req, layer, _| drip(req, layer, 1, Duration::from_secs(1), true));
+    let (_tmp, st) = store();
+    let mut src = trickle_source(&img, 1000, 2);
+    let t = Instant::now();
+    let e =
+        syscontainer::store::pull(&st, &mut src, &mut syscontainer::store::NoProgress).unwrap_err();
+    let took = t.elapsed();
+    let attempts = 1 + syscontainer::source::registry::MAX_RETRIES as u64;
+    // Each attempt lasts the window (2 s), rounded up to the next byte (1 s).
+    assert!(
+        took >= Duration::from_secs(2 * attempts) && took < Duration::from_secs(3 * attempts + 2),
+        "{took:?}: {e}"
+    );
+    let msg = chain(&e);
+    let slow = match &e {
+        syscontainer::store::StoreError::Source {
+            source: SourceError::Slow(s),
+            ..
+        } => s.clone(),
+        other => panic!("not a slow-transfer error: {msg} ({other:?})"),
+    };
+    assert_eq!(slow.attempts as u64, attempts);
+    assert!(slow.rate > 0.2 && slow.rate < 2.0, "{slow:?}");
+    assert!(
+        msg.contains(&format!("blob {}", img.digest())) && msg.contains("B/s"),
+        "{msg}"
+    );
+    assert_eq!(e.exit_code(), syscontainer::exit::FAILURE);
+    // Each retry resumed where the last one stopped.
+    let reqs = img.blob_requests();
+    assert_eq!(reqs.len() as u64, attempts, "{reqs:?}");
+    assert_eq!(reqs[0].range, None);
+    for r in &reqs[1..] {
+        let n: u64 = r.range.as_deref().unwrap()[6..]
+            .trim_end_matches('-')
+            .parse()
+            .unwrap();
+        assert!(n >= 1, "{reqs:?}");
+    }
+    // Nothing left behind: no refs, no image, fsck clean; the lock is free.
+    assert_eq!(ostree(&st.repo_path(), &["refs"]).trim(), "");
+    assert!(st.images().unwrap().is_empty());
+    ostree(&st.repo_path(), &["fsck", "-q"]);
+    drop(st.lock(syscontainer::store::LockMode::Exclusive).unwrap());
+}
+
+/// Slow on the first attempt only: the retry resumes from the byte it
+/// stopped at (a 206), or re-reads and skips what it had (a registry that
+/// ignores Range), and the pull succeeds with the verified layer.
+#[test]
+fn a_blob_slow_once_is_resumed() {
+    for honour_range in [true, false] {
+        let img = TrickleImage::start(move |req, layer, n| {
+            if n == 0 {
+                drip(req, layer, 100, Duration::from_millis(200), honour_range)
+            } else {
+                drip(req, layer, 4096, Duration::ZERO, honour_range)
+            }
+        });
+        let (_tmp, st) = store();
+        let mut src = trickle_source(&img, 1000, 1);
+        let r =
+            syscontainer::store::pull(&st, &mut src, &mut syscontainer::store::NoProgress).unwrap();
+        assert_eq!(r.layers_fetched, 1);
+        let reqs = img.blob_requests();
+        assert_eq!(reqs.len(), 2, "{reqs:?}");
+        let from: usize = reqs[1].range.as_deref().unwrap()[6..]
+            .trim_end_matches('-')
+            .parse()
+            .unwrap();
+        assert!(from >= 300 && from < img.layer.len(), "{reqs:?}");
+        ostree(&st.repo_path(), &["fsck", "-q"]);
+    }
+}
+
+/// Slow but above the limit (2.5 kB/s against 1 kB/s, for longer than the
+/// window): never cut off.
+#[test]
+fn a_slow_blob_above_the_limit_is_not_cut_off() {
+    let img = TrickleImage::start(|req, layer, _| {
+        drip(req, layer, 250, Duration::from_millis(100), true)
+    });
+    let (_tmp, st) = store();
+    let mut src = trickle_source(&img, 1000, 1);
+    let t = Instant::now();
+    let r = syscontainer::store::pull(&st, &mut src, &mut syscontainer::store::NoProgress).unwrap();
+    assert!(
+        t.elapsed() > Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(r.layers_fetched, 1);
+    assert_eq!(img.blob_requests().len(), 1);
 }

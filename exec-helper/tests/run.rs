@@ -292,9 +292,37 @@ fn documented_exit_codes() {
     let out = helper(&root, &["run", "nort"]);
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not installed"));
+    // The runtime fails (`cleanup` deletes its state): 5, with its stderr.
+    let failing = root.join("/usr/local/bin/failing-runtime");
+    fs::create_dir_all(failing.parent().unwrap()).unwrap();
+    fs::write(
+        &failing,
+        "#!/bin/sh\necho \"runtime says no to $1\" >&2\nexit 1\n",
+    )
+    .unwrap();
+    fs::set_permissions(
+        &failing,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut r4 = rec.clone();
+    r4.name = "rtfail".into();
+    r4.runtime = failing.display().to_string();
+    r4.write(&root).unwrap();
+    let out = helper(&root, &["cleanup", "rtfail"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.contains("failing-runtime delete -f rtfail failed")
+            && stderr.contains("runtime says no to delete"),
+        "{stderr}"
+    );
     // Usage: 2; --help documents the codes.
-    assert_eq!(helper(&root, &["run"]).status.code(), Some(2));
-    assert_eq!(helper(&root, &["frob", "x"]).status.code(), Some(2));
+    for args in [&["run"][..], &["frob", "x"][..]] {
+        let out = helper(&root, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("Usage: syscontainer-exec"));
+    }
     let out = helper(&root, &["--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
     for code in [
@@ -306,5 +334,7 @@ fn documented_exit_codes() {
         assert!(help.contains(code), "{help}");
     }
     // A hostile name never reaches a path.
-    assert_eq!(helper(&root, &["cleanup", "../x"]).status.code(), Some(3));
+    let out = helper(&root, &["cleanup", "../x"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid container name '../x'"));
 }

@@ -248,3 +248,20 @@ fn three_directory_form_writes_to_the_first() {
     assert_eq!(fs::read_dir(e.path()).unwrap().count(), 0);
     assert_eq!(fs::read_dir(l.path()).unwrap().count(), 0);
 }
+
+/// Exit 1 also when the units cannot be written, naming the directory; the
+/// records themselves were fine.
+#[test]
+fn unwritable_output_exits_1() {
+    let case = golden_dir().join("minimal/input");
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("not-a-dir");
+    fs::write(&file, "").unwrap();
+    let res = run_generator(&case, &[file.to_str().unwrap()]);
+    let log = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(&format!("cannot write units to {}", file.display())),
+        "{log}"
+    );
+}

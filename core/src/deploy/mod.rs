@@ -119,6 +119,32 @@ pub enum DeployError {
     },
 }
 
+impl DeployError {
+    /// The documented exit code, from the wrapped error where there is one:
+    /// `uninstall` of a container with no record is 4 however deep the
+    /// record error sits.
+    pub fn exit_code(&self) -> i32 {
+        use crate::exit::{FAILURE, INVALID, MISSING};
+        match self {
+            DeployError::Name(e) => e.exit_code(),
+            DeployError::Vars(e) => e.exit_code(),
+            DeployError::Record(e) => e.exit_code(),
+            DeployError::Bundle(e) => e.exit_code(),
+            DeployError::Template(e) => e.exit_code(),
+            DeployError::Exec(e) => e.exit_code(),
+            DeployError::Store { source, .. } => source.exit_code(),
+            DeployError::RuntimeMissing { .. } | DeployError::NoOtherDeployment { .. } => MISSING,
+            DeployError::Manifest { .. }
+            | DeployError::HostFileType { .. }
+            | DeployError::BadRename { .. } => INVALID,
+            DeployError::AlreadyPresent { .. }
+            | DeployError::Io { .. }
+            | DeployError::HostFileExists { .. }
+            | DeployError::UpdateFailed { .. } => FAILURE,
+        }
+    }
+}
+
 pub(crate) fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> DeployError {
     let path = path.to_path_buf();
     move |source| DeployError::Io { what, path, source }

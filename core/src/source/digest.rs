@@ -23,6 +23,11 @@ pub enum VerifyError {
 }
 
 impl VerifyError {
+    /// The documented exit code: the data is not what it claims to be.
+    pub fn exit_code(&self) -> i32 {
+        crate::exit::INVALID
+    }
+
     /// The verification failure inside an I/O error, if that is what it is.
     pub fn from_io(e: &io::Error) -> Option<&VerifyError> {
         e.get_ref().and_then(|i| i.downcast_ref::<VerifyError>())

@@ -32,8 +32,10 @@ pub mod engine;
 pub mod manifest;
 pub mod oci;
 pub mod registry;
+pub mod transfer;
 
 pub use digest::{sha256_digest, DigestReader, VerifyError};
+pub use transfer::{LowSpeed, SlowTransfer};
 
 /// The largest manifest, index or `manifest.json` accepted.
 pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
@@ -83,6 +85,8 @@ pub struct SourceOptions {
     /// Do not log the unqualified-name warning. Insecure-transport warnings
     /// are always logged.
     pub quiet: bool,
+    /// The low-speed limit of registry blob transfers.
+    pub low_speed: LowSpeed,
 }
 
 impl std::fmt::Debug for SourceOptions {
@@ -97,6 +101,7 @@ impl std::fmt::Debug for SourceOptions {
             .field("authfile", &self.authfile)
             .field("tls_verify", &self.tls_verify)
             .field("quiet", &self.quiet)
+            .field("low_speed", &self.low_speed)
             .finish()
     }
 }
@@ -110,6 +115,7 @@ impl SourceOptions {
             authfile: None,
             tls_verify: true,
             quiet: false,
+            low_speed: LowSpeed::DEFAULT,
         }
     }
 }
@@ -223,6 +229,43 @@ pub enum SourceError {
     Engine { socket: String, detail: String },
     #[error("{archive}: {reason}")]
     Archive { archive: String, reason: String },
+    #[error(transparent)]
+    Slow(#[from] SlowTransfer),
+}
+
+impl SourceError {
+    /// The documented exit code: 4 when the image (or its file) is not
+    /// there, 3 when what the source sent is malformed or hostile, 1 for
+    /// network, TLS, authentication and I/O failures.
+    pub fn exit_code(&self) -> i32 {
+        use crate::exit::{self, FAILURE, INVALID, MISSING};
+        use SourceError::*;
+        match self {
+            Ref(e) => e.exit_code(),
+            Read { source, .. } => exit::of_io(source),
+            File { source, .. } if source.kind() == io::ErrorKind::NotFound => MISSING,
+            NotFound { .. } | NoPlatform { .. } => MISSING,
+            Spec { .. }
+            | TooLarge { .. }
+            | DigestMismatch { .. }
+            | SizeMismatch { .. }
+            | Json { .. }
+            | Invalid { .. }
+            | Unsupported { .. }
+            | Credentials { .. }
+            | AuthFile { .. }
+            | Archive { .. } => INVALID,
+            File { .. }
+            | Unauthorized { .. }
+            | Status { .. }
+            | Http { .. }
+            | Redirect { .. }
+            | Tls { .. }
+            | EngineIo { .. }
+            | Engine { .. } => FAILURE,
+            Slow(e) => e.exit_code(),
+        }
+    }
 }
 
 /// Open the source a spec names (see the module docs for the forms).
@@ -334,9 +377,12 @@ pub(crate) fn read_capped(r: impl Read, limit: u64, what: &str) -> Result<Vec<u8
     let mut buf = Vec::new();
     r.take(limit + 1)
         .read_to_end(&mut buf)
-        .map_err(|e| SourceError::Read {
-            what: what.to_string(),
-            source: e,
+        .map_err(|e| match SlowTransfer::from_io(&e) {
+            Some(s) => SourceError::Slow(s.clone()),
+            None => SourceError::Read {
+                what: what.to_string(),
+                source: e,
+            },
         })?;
     if buf.len() as u64 > limit {
         return Err(SourceError::TooLarge {

@@ -14,6 +14,9 @@
 //!   HTTPS is never downgraded to HTTP unless the registry is insecure.
 //! - Connect and read timeouts, bounded retries with backoff for 5xx, 429 and
 //!   reset connections, and size caps on everything read into memory.
+//! - A low-speed limit on blobs ([`LowSpeed`]): a blob that trickles is
+//!   fetched again from where it stopped, under the same retry policy, and
+//!   fails with [`super::SlowTransfer`] when every attempt is too slow.
 
 use std::io::Read;
 use std::path::Path;
@@ -27,6 +30,7 @@ use url::Url;
 
 use super::auth::{self, Challenge, Credentials};
 use super::manifest::{self, resolve_from};
+use super::transfer::{LowSpeed, Reopened, Resuming};
 use super::{
     read_capped, sha256_digest, Descriptor, ImageSource, ResolvedImage, SourceError, SourceOptions,
     MAX_MANIFEST_SIZE,
@@ -78,6 +82,7 @@ pub struct RegistryClient {
     creds: Option<Credentials>,
     auth: Auth,
     retry_delay: Duration,
+    low_speed: LowSpeed,
 }
 
 fn build_agent(
@@ -351,6 +356,7 @@ impl RegistryClient {
             creds,
             auth: Auth::Unknown,
             retry_delay: RETRY_DELAY,
+            low_speed: LowSpeed::DEFAULT,
         })
     }
 
@@ -362,6 +368,11 @@ impl RegistryClient {
     /// Change the base delay between retries (doubled on each retry).
     pub fn set_retry_delay(&mut self, d: Duration) {
         self.retry_delay = d;
+    }
+
+    /// Change the low-speed limit of blob transfers.
+    pub fn set_low_speed(&mut self, ls: LowSpeed) {
+        self.low_speed = ls;
     }
 
     fn insecure(&self) -> bool {
@@ -377,12 +388,16 @@ impl RegistryClient {
         authorization: Option<&str>,
         accept: &str,
         retries: u32,
+        range: Option<&str>,
     ) -> Result<ureq::Response, ureq::Error> {
         let mut attempt = 0;
         loop {
             let mut req = self.agent.request_url("GET", url).set("Accept", accept);
             if let Some(a) = authorization {
                 req = req.set("Authorization", a);
+            }
+            if let Some(r) = range {
+                req = req.set("Range", r);
             }
             let r = req.call();
             let transient = match &r {
@@ -445,6 +460,7 @@ impl RegistryClient {
                 None,
                 "application/json",
                 if last { MAX_RETRIES } else { 0 },
+                None,
             ) {
                 Ok(_) => self.auth = Auth::Anonymous,
                 Err(ureq::Error::Status(401, resp)) => self.adopt_challenge(&resp),
@@ -540,7 +556,13 @@ impl RegistryClient {
             q.append_pair("scope", &format!("repository:{}:pull", self.repository));
         }
         let basic = self.creds.as_ref().map(Credentials::basic_header);
-        let resp = match self.exchange(&url, basic.as_deref(), "application/json", MAX_RETRIES) {
+        let resp = match self.exchange(
+            &url,
+            basic.as_deref(),
+            "application/json",
+            MAX_RETRIES,
+            None,
+        ) {
             Ok(r) if r.status() == 200 => r,
             Ok(r) => {
                 return Err(SourceError::Status {
@@ -604,6 +626,18 @@ impl RegistryClient {
         accept: &str,
         what: &str,
     ) -> Result<ureq::Response, SourceError> {
+        self.get_range(path, accept, what, None)
+    }
+
+    /// [`get`](Self::get), with `Range: bytes=FROM-` when `from` is given.
+    fn get_range(
+        &mut self,
+        path: &str,
+        accept: &str,
+        what: &str,
+        from: Option<u64>,
+    ) -> Result<ureq::Response, SourceError> {
+        let range = from.map(|n| format!("bytes={n}-"));
         if self.base.is_none() {
             self.ping()?;
         }
@@ -621,7 +655,13 @@ impl RegistryClient {
             } else {
                 None
             };
-            let r = self.exchange(&url, authorization.as_deref(), accept, MAX_RETRIES);
+            let r = self.exchange(
+                &url,
+                authorization.as_deref(),
+                accept,
+                MAX_RETRIES,
+                range.as_deref(),
+            );
             let redirect = |reason| SourceError::Redirect {
                 what: what.to_string(),
                 url: url.to_string(),
@@ -717,6 +757,15 @@ impl RegistryClient {
 
     /// Start streaming a blob.
     pub fn blob(&mut self, d: &Descriptor, what: &str) -> Result<ureq::Response, SourceError> {
+        self.blob_from(d, what, None)
+    }
+
+    fn blob_from(
+        &mut self,
+        d: &Descriptor,
+        what: &str,
+        from: Option<u64>,
+    ) -> Result<ureq::Response, SourceError> {
         if digest_hex(&d.digest).is_none() {
             return Err(SourceError::Invalid {
                 what: what.to_string(),
@@ -724,10 +773,59 @@ impl RegistryClient {
             });
         }
         let path = format!("/v2/{}/blobs/{}", self.repository, d.digest);
-        let resp = self.get(&path, "*/*", what)?;
+        let resp = self.get_range(&path, "*/*", what, from)?;
         check_length(&resp, d.size, what)?;
         Ok(resp)
     }
+
+    /// The body of `first` (the response of [`blob`](Self::blob)) under
+    /// the low-speed limit: a body that trickles is fetched again from where
+    /// it stopped, under the retry policy.
+    pub fn blob_body<'a>(
+        &'a mut self,
+        first: ureq::Response,
+        d: &Descriptor,
+        what: &str,
+    ) -> impl Read + Send + 'a {
+        let (ls, delay) = (self.low_speed, self.retry_delay);
+        let (d2, what2) = (d.clone(), what.to_string());
+        let reopen = Box::new(move |from: u64| -> Result<Reopened, SourceError> {
+            let resp = self.blob_from(&d2, &what2, Some(from))?;
+            resumed(resp, from, &what2)
+        });
+        Resuming::new(
+            what.to_string(),
+            d.size,
+            first.into_reader(),
+            reopen,
+            ls,
+            MAX_RETRIES,
+            delay,
+        )
+    }
+}
+
+/// The rest of a blob from `from`: a 206 must start there; a 200 is the
+/// whole blob again, whose first `from` bytes are dropped.
+fn resumed(resp: ureq::Response, from: u64, what: &str) -> Result<Reopened, SourceError> {
+    if resp.status() != 206 {
+        return Ok((resp.into_reader(), from));
+    }
+    let start = resp
+        .header("Content-Range")
+        .and_then(|v| v.trim().strip_prefix("bytes "))
+        .and_then(|v| v.split('-').next())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if start != Some(from) {
+        return Err(SourceError::Invalid {
+            what: what.to_string(),
+            reason: format!(
+                "asked for the blob from byte {from}, got Content-Range {:?}",
+                resp.header("Content-Range").unwrap_or("")
+            ),
+        });
+    }
+    Ok((resp.into_reader(), 0))
 }
 
 /// A `Content-Length` over the limit fails before the body is read.
@@ -781,7 +879,8 @@ impl RegistrySource {
                 auth::lookup(&files, &image.registry, &image.repository)?
             }
         };
-        let client = RegistryClient::new(&image, creds, &opts.root, opts.tls_verify)?;
+        let mut client = RegistryClient::new(&image, creds, &opts.root, opts.tls_verify)?;
+        client.set_low_speed(opts.low_speed);
         Ok(RegistrySource { image, client })
     }
 
@@ -827,7 +926,10 @@ impl ImageSource for RegistrySource {
             } else {
                 let resp = client.blob(d, what)?;
                 let ct = resp.header("Content-Type").map(str::to_string);
-                Ok((read_capped(resp.into_reader(), limit, what)?, ct))
+                Ok((
+                    read_capped(client.blob_body(resp, d, what), limit, what)?,
+                    ct,
+                ))
             }
         };
         resolve_from(
@@ -842,6 +944,6 @@ impl ImageSource for RegistrySource {
     fn open_blob(&mut self, d: &Descriptor) -> Result<Box<dyn Read + Send + '_>, SourceError> {
         let what = format!("blob {} of {}", d.digest, self.image.name());
         let resp = self.client.blob(d, &what)?;
-        Ok(Box::new(resp.into_reader()))
+        Ok(Box::new(self.client.blob_body(resp, d, &what)))
     }
 }

@@ -246,6 +246,37 @@ pub enum ImportError {
     },
 }
 
+impl ImportError {
+    /// The documented exit code: 3 for a layer refused for its content, 1
+    /// when the repo cannot be written or the stream cannot be read (unless
+    /// what broke the stream is a digest mismatch).
+    pub fn exit_code(&self) -> i32 {
+        use crate::exit::{self, FAILURE, INVALID};
+        use ImportError::*;
+        match self {
+            Read { source, .. } => exit::of_io(source),
+            Write { .. } => FAILURE,
+            Absolute { .. }
+            | DotDot { .. }
+            | PathTooLong { .. }
+            | NameTooLong { .. }
+            | Nul { .. }
+            | NotUtf8 { .. }
+            | HardlinkTarget { .. }
+            | ParentNotDir { .. }
+            | Collision { .. }
+            | TooManyEntries { .. }
+            | TooDeep { .. }
+            | TooLarge { .. }
+            | HeaderTooLarge { .. }
+            | EntryType { .. }
+            | Header { .. }
+            | Truncated { .. }
+            | NoEndMarker { .. } => INVALID,
+        }
+    }
+}
+
 /// What an import saw.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ImportStats {

@@ -245,6 +245,47 @@ pub enum StoreError {
     BadName { name: String },
 }
 
+impl StoreError {
+    /// The documented exit code, from the wrapped error where there is one.
+    pub fn exit_code(&self) -> i32 {
+        use crate::exit::{self, FAILURE, INVALID, MISSING};
+        use StoreError::*;
+        match self {
+            ImageNotFound { .. } | LayerMissing { .. } => MISSING,
+            Source { source, .. } => source.exit_code(),
+            Layer { source, .. } => source.exit_code(),
+            Template { source, .. } => source.exit_code(),
+            LayerVerify { source, .. } => exit::of_io(source),
+            AmbiguousId { .. }
+            | BadImage { .. }
+            | DiffIdMismatch { .. }
+            | FileTooLarge { .. }
+            | ExportsFile { .. }
+            | BadName { .. } => INVALID,
+            ReadDeployment { .. }
+            | Checksum { .. }
+            | Mkdir { .. }
+            | OpenRepo { .. }
+            | RepoMode { .. }
+            | Lock { .. }
+            | Ref { .. }
+            | ListRefs { .. }
+            | Commit { .. }
+            | BadImageCommit { .. }
+            | ManifestJson { .. }
+            | InUse { .. }
+            | Transaction { .. }
+            | DestExists { .. }
+            | Checkout { .. }
+            | CheckoutIo { .. }
+            | Sync { .. }
+            | ReadFile { .. }
+            | SetRef { .. }
+            | Prune { .. } => FAILURE,
+        }
+    }
+}
+
 /// An image in the store.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ImageInfo {

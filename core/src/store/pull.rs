@@ -25,7 +25,9 @@ use super::{
     META_CONFIG, META_LAYER, META_LAYER_DIFF_ID, META_LAYER_MEDIA_TYPE, META_LAYER_SIZE,
     META_LAYER_TAR_SIZE, META_MANIFEST, META_MANIFEST_DIGEST, META_NAME,
 };
-use crate::source::{self, Descriptor, DigestReader, ImageSource, ResolvedImage};
+use crate::source::{
+    self, Descriptor, DigestReader, ImageSource, ResolvedImage, SlowTransfer, SourceError,
+};
 
 /// Receives pull events. Every method has an empty default.
 pub trait Progress: Send {
@@ -363,6 +365,11 @@ fn fetch_layer(
         Fed::Decompress(source) => return Err(src_err(source)),
         Fed::Done(v) => v,
     };
+    // A blob too slow on every attempt: the reader says so on every read
+    // after, so the final read to the end of the blob carries it.
+    if let Some(slow) = verified.as_ref().err().and_then(SlowTransfer::from_io) {
+        return Err(src_err(SourceError::Slow(slow.clone())));
+    }
     let imported = match (imported, verified) {
         // Stopped by the reader: its error is the cause.
         (Err(ImportError::Stopped { .. }), Err(source)) => {
