@@ -255,7 +255,10 @@ impl ImportError {
         use ImportError::*;
         match self {
             Read { source, .. } => exit::of_io(source),
-            Write { .. } => FAILURE,
+            // The host's disk, not the layer: the same layer fits elsewhere.
+            Write { .. } | NoSpace { .. } | FreeSpace { .. } => FAILURE,
+            // The reader stopped the import: its own error is reported.
+            Stopped { .. } => FAILURE,
             Absolute { .. }
             | DotDot { .. }
             | PathTooLong { .. }
@@ -272,7 +275,9 @@ impl ImportError {
             | EntryType { .. }
             | Header { .. }
             | Truncated { .. }
-            | NoEndMarker { .. } => INVALID,
+            | NoEndMarker { .. }
+            | TooSparse { .. }
+            | Sparse { .. } => INVALID,
         }
     }
 }
