@@ -3,9 +3,9 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use crate::Settings;
 use anyhow::{bail, Context};
 use clap::{ArgAction, Args, Subcommand};
-use crate::Settings;
 use syscontainer::paths::Root;
 use syscontainer::record::{self, FoundState};
 use syscontainer::source::{self, SourceOptions};

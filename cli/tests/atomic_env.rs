@@ -45,9 +45,16 @@ fn require_root_and_runc() {
     let uid = fs::read_to_string("/proc/self/status")
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("Uid:").map(|v| v.split_whitespace().next().map(str::to_string)))
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .map(|v| v.split_whitespace().next().map(str::to_string))
+        })
         .flatten();
-    assert_eq!(uid.as_deref(), Some("0"), "this test runs runc and must run as root");
+    assert_eq!(
+        uid.as_deref(),
+        Some("0"),
+        "this test runs runc and must run as root"
+    );
 }
 
 /// `syscontainer-exec` and `syscontainer-generator` belong to other packages,
@@ -66,10 +73,7 @@ fn sibling(name: &str) -> PathBuf {
         if dir.ends_with("release") {
             c.arg("--release");
         }
-        let st = c
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
+        let st = c.current_dir(env!("CARGO_MANIFEST_DIR")).status().unwrap();
         assert!(st.success(), "cargo build of the other binaries failed");
     });
     let p = dir.join(name);
@@ -149,7 +153,11 @@ fn exec_run(root: &Root, name: &str) -> String {
 }
 
 fn assert_no_default_paths(root: &Root) {
-    for p in [paths::CHECKOUT_ROOT, paths::OSTREE_REPO, "/var/lib/containers"] {
+    for p in [
+        paths::CHECKOUT_ROOT,
+        paths::OSTREE_REPO,
+        "/var/lib/containers",
+    ] {
         assert!(
             fs::symlink_metadata(root.join(p)).is_err(),
             "{p} was created although {} is {CO}",
@@ -221,12 +229,21 @@ fn the_whole_lifecycle_honours_the_checkout_path() {
 
     // The exec helper (no environment) runs the deployment in CHECKOUT.
     let out = exec_run(&root, &name);
-    assert!(out.contains(&format!("Hello World from {name} (version 1)")), "{out}");
+    assert!(
+        out.contains(&format!("Hello World from {name} (version 1)")),
+        "{out}"
+    );
 
     // update --rebase: the other slot, beside the first.
     sc(
         &root,
-        &["containers", "update", "--rebase", &fixture("hello-v2"), &name],
+        &[
+            "containers",
+            "update",
+            "--rebase",
+            &fixture("hello-v2"),
+            &name,
+        ],
     );
     let slot1 = format!("{CO}/{name}.1");
     assert_eq!(Record::load(&root, &name).unwrap().0.deployment, slot1);
@@ -244,14 +261,24 @@ fn the_whole_lifecycle_honours_the_checkout_path() {
     assert!(out.contains("(version 2)"), "{out}");
 
     // rollback, and list, without the variable: they follow the record.
-    let out = ok(Path::new(BIN), &root, None, &["containers", "rollback", &name]);
+    let out = ok(
+        Path::new(BIN),
+        &root,
+        None,
+        &["containers", "rollback", &name],
+    );
     assert!(out.contains(&slot0), "{out}");
     assert_eq!(Record::load(&root, &name).unwrap().0.deployment, slot0);
     assert_eq!(
         fs::read_link(co.join(&name)).unwrap(),
         PathBuf::from(format!("{name}.0"))
     );
-    let out = ok(Path::new(BIN), &root, None, &["containers", "list", "--all"]);
+    let out = ok(
+        Path::new(BIN),
+        &root,
+        None,
+        &["containers", "list", "--all"],
+    );
     assert!(out.contains(&name), "{out}");
     assert!(exec_run(&root, &name).contains("(version 1)"));
     assert_no_default_paths(&root);

@@ -388,7 +388,11 @@ mod tests {
         assert_eq!(checkout_of(&r), PathBuf::from(paths::CHECKOUT_ROOT));
         for odd in ["", "web.0", "/"] {
             r.deployment = odd.into();
-            assert_eq!(checkout_of(&r), PathBuf::from(paths::CHECKOUT_ROOT), "{odd}");
+            assert_eq!(
+                checkout_of(&r),
+                PathBuf::from(paths::CHECKOUT_ROOT),
+                "{odd}"
+            );
         }
     }
 }

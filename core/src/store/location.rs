@@ -114,7 +114,9 @@ mod tests {
 
     #[test]
     fn unit_breaking_paths_are_refused() {
-        let e = loc(None, Some("/srv/my containers")).unwrap_err().to_string();
+        let e = loc(None, Some("/srv/my containers"))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("ATOMIC_OSTREE_CHECKOUT_PATH") && e.contains("/srv/my containers"),
             "{e}"
