@@ -1,7 +1,7 @@
 //! `syscontainer install|uninstall|enable|disable|containers ...`.
 //!
 //! Wiring: `#[command(flatten)] Container(containers::ContainerCmd)` in the
-//! top-level subcommand enum, and `Cmd::Container(c) => containers::run(c, &root)`.
+//! top-level subcommand enum, and `Cmd::Container(c) => containers::run(c, &settings)`.
 
 use std::time::Duration;
 
@@ -11,6 +11,8 @@ use syscontainer::deploy::{
     self, store::StoreSource, InstallOptions, UpdateOptions, UpdateOutcome,
 };
 use syscontainer::paths::Root;
+
+use crate::Settings;
 
 #[derive(Debug, Subcommand)]
 pub enum ContainerCmd {
@@ -125,18 +127,20 @@ pub struct UpdateArgs {
     pub name: Option<String>,
 }
 
-pub fn run(cmd: ContainerCmd, root: &Root) -> Result<()> {
+pub fn run(cmd: ContainerCmd, settings: &Settings) -> Result<()> {
+    let root = &settings.root;
     match cmd {
         ContainerCmd::Install(mut a) => {
             let ls = a.transfer.low_speed();
-            a.image = pull_if_needed(root, &a.image, a.creds.clone(), a.tls_verify, ls)?;
-            let src = StoreSource::open(root)?;
+            a.image = pull_if_needed(settings, &a.image, a.creds.clone(), a.tls_verify, ls)?;
+            let src = StoreSource::open(root, &settings.location)?;
             let opts = InstallOptions {
                 name: a.name,
                 set: a.set,
                 runtime: a.runtime,
                 no_enable: a.no_enable,
                 now: a.now,
+                checkout_root: Some(settings.location.checkout_root()),
             };
             let rec = deploy::install(root, &src, &a.image, &opts)
                 .with_context(|| format!("cannot install {}", a.image))?;
@@ -146,7 +150,7 @@ pub fn run(cmd: ContainerCmd, root: &Root) -> Result<()> {
             );
         }
         ContainerCmd::Uninstall { name } => {
-            let rep = deploy::uninstall(root, &name)
+            let rep = deploy::uninstall(root, &name, &settings.location.checkout_root())
                 .with_context(|| format!("cannot uninstall {name}"))?;
             for f in rep.kept_host_files {
                 println!("{f} was modified since it was installed; left in place");
@@ -164,8 +168,8 @@ pub fn run(cmd: ContainerCmd, root: &Root) -> Result<()> {
                     println!("Restarted {name}.service");
                 }
             }
-            ContainersCmd::Update(a) => update(root, a)?,
-            ContainersCmd::Verify { name, json } => verify(root, &name, json)?,
+            ContainersCmd::Update(a) => update(settings, a)?,
+            ContainersCmd::Verify { name, json } => verify(settings, &name, json)?,
         },
     }
     Ok(())
@@ -174,13 +178,14 @@ pub fn run(cmd: ContainerCmd, root: &Root) -> Result<()> {
 /// The local image to install (or rebase to): `image` itself when it is
 /// stored, else the name it was pulled under.
 fn pull_if_needed(
-    root: &Root,
+    settings: &Settings,
     image: &str,
     creds: Option<String>,
     tls_verify: bool,
     low_speed: syscontainer::source::LowSpeed,
 ) -> Result<String> {
-    let store = crate::images::open(root)?;
+    let root = &settings.root;
+    let store = crate::images::open(settings)?;
     let is_source = ["dockertar:", "oci:", "docker:", "docker://", "http:"]
         .iter()
         .any(|p| image.starts_with(p));
@@ -198,8 +203,9 @@ fn pull_if_needed(
     Ok(crate::images::pull_into(&store, image, &opts, false)?.name)
 }
 
-fn verify(root: &Root, name: &str, json: bool) -> Result<()> {
-    let src = StoreSource::open(root)?;
+fn verify(settings: &Settings, name: &str, json: bool) -> Result<()> {
+    let root = &settings.root;
+    let src = StoreSource::open(root, &settings.location)?;
     let r = deploy::verify(root, &src, name).with_context(|| format!("cannot verify {name}"))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -239,11 +245,12 @@ fn set_enabled(root: &Root, name: &str, on: bool) -> Result<()> {
     Ok(())
 }
 
-fn update(root: &Root, a: UpdateArgs) -> Result<()> {
+fn update(settings: &Settings, a: UpdateArgs) -> Result<()> {
+    let root = &settings.root;
     // --rebase takes any pull source, like install: pulled first
     let rebase = match a.rebase {
         Some(img) => Some(pull_if_needed(
-            root,
+            settings,
             &img,
             a.creds,
             a.tls_verify,
@@ -251,7 +258,7 @@ fn update(root: &Root, a: UpdateArgs) -> Result<()> {
         )?),
         None => None,
     };
-    let src = StoreSource::open(root)?;
+    let src = StoreSource::open(root, &settings.location)?;
     let opts = UpdateOptions {
         set: a.set,
         rebase,

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use crate::Settings;
 use anyhow::{bail, Context};
 use clap::{ArgAction, Args, Subcommand};
 use syscontainer::paths::Root;
@@ -148,8 +149,10 @@ pub fn pull_into(
     store::pull(store, src.as_mut(), &mut progress).with_context(|| format!("pulling {spec}"))
 }
 
-pub(crate) fn open(root: &Root) -> anyhow::Result<Store> {
-    Store::open(root).context("opening the image store")
+/// The image store where the settings (`ATOMIC_OSTREE_REPO`,
+/// `ATOMIC_OSTREE_CHECKOUT_PATH`) put it.
+pub(crate) fn open(settings: &Settings) -> anyhow::Result<Store> {
+    Store::open_with(&settings.root, &settings.location).context("opening the image store")
 }
 
 /// Image IDs used by installed containers, from their records.
@@ -167,8 +170,9 @@ fn in_use(root: &Root) -> Vec<String> {
         .collect()
 }
 
-pub fn pull(root: &Root, a: PullArgs) -> anyhow::Result<()> {
-    let store = open(root)?;
+pub fn pull(settings: &Settings, a: PullArgs) -> anyhow::Result<()> {
+    let root = &settings.root;
+    let store = open(settings)?;
     let opts = SourceOptions {
         root: root.clone(),
         creds: a.creds,
@@ -198,8 +202,9 @@ fn created(i: &ImageInfo) -> String {
     }
 }
 
-fn list(root: &Root, all: bool, json: bool) -> anyhow::Result<()> {
-    let store = open(root)?;
+fn list(settings: &Settings, all: bool, json: bool) -> anyhow::Result<()> {
+    let root = &settings.root;
+    let store = open(settings)?;
     let used: BTreeSet<String> = in_use(root).into_iter().collect();
     let images = store.images().context("listing images")?;
     let layers = if all {
@@ -276,11 +281,12 @@ fn list(root: &Root, all: bool, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(root: &Root, cmd: ImagesCmd) -> anyhow::Result<()> {
+pub fn run(settings: &Settings, cmd: ImagesCmd) -> anyhow::Result<()> {
+    let root = &settings.root;
     match cmd {
-        ImagesCmd::List { all, json } => list(root, all, json),
+        ImagesCmd::List { all, json } => list(settings, all, json),
         ImagesCmd::Delete { force, images } => {
-            let store = open(root)?;
+            let store = open(settings)?;
             let used = in_use(root);
             for i in images {
                 let removed = store
@@ -293,7 +299,7 @@ pub fn run(root: &Root, cmd: ImagesCmd) -> anyhow::Result<()> {
             Ok(())
         }
         ImagesCmd::Prune { json } => {
-            let store = open(root)?;
+            let store = open(settings)?;
             let r = store.prune().context("pruning the image store")?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
@@ -311,7 +317,7 @@ pub fn run(root: &Root, cmd: ImagesCmd) -> anyhow::Result<()> {
             Ok(())
         }
         ImagesCmd::Tag { src, dst } => {
-            let store = open(root)?;
+            let store = open(settings)?;
             let n = store
                 .tag(&src, &dst)
                 .with_context(|| format!("tagging '{src}' as '{dst}'"))?;
@@ -319,7 +325,7 @@ pub fn run(root: &Root, cmd: ImagesCmd) -> anyhow::Result<()> {
             Ok(())
         }
         ImagesCmd::Info { image, json } => {
-            let store = open(root)?;
+            let store = open(settings)?;
             let img = store.image(&image)?;
             let v = store
                 .info(&img)
@@ -354,7 +360,7 @@ pub fn run(root: &Root, cmd: ImagesCmd) -> anyhow::Result<()> {
             Ok(())
         }
         ImagesCmd::Verify { image, json } => {
-            let store = open(root)?;
+            let store = open(settings)?;
             let img = store.image(&image)?;
             let r = store
                 .verify(&img)

@@ -10,12 +10,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use syscontainer::exit;
+use syscontainer::paths::{self, Root};
+use syscontainer::store::{Location, LocationError};
 
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  any other failure (network, repo, I/O, corruption found by `images verify`)
-  2  usage error (bad arguments)
+  2  usage error (bad arguments, or a bad ATOMIC_OSTREE_* value)
   3  invalid input: a hostile or malformed layer or image, a bad template or record
   4  image or deployment missing
 
@@ -23,7 +25,9 @@ Environment:
   SYSCONTAINER_ROOT            resolve every path under this directory (default /)
   ATOMIC_OSTREE_REPO           the OSTree repo (default /ostree/repo when it exists on the
                                checkout root's filesystem, else CHECKOUT_ROOT/.storage/ostree)
-  ATOMIC_OSTREE_CHECKOUT_PATH  the checkout root (default /var/lib/containers/atomic)
+  ATOMIC_OSTREE_CHECKOUT_PATH  where install puts NAME.0, NAME.1 and the link NAME (default
+                               /var/lib/containers/atomic); the record keeps it, so later
+                               commands, the generator and syscontainer-exec follow the record
   SYSCONTAINER_MAX_LAYER_ENTRIES  refuse a layer with more tar entries (default 1000000)
   SYSCONTAINER_MAX_LAYER_BYTES    refuse a layer with more file content (default 64 GiB)
   SYSCONTAINER_SPEED_LIMIT     --speed-limit of pull, install, containers update (default 1000 B/s)
@@ -64,12 +68,33 @@ enum Cmd {
     Container(containers::ContainerCmd),
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    let root = syscontainer::paths::Root::new(cli.root);
-    match cli.cmd {
-        Cmd::Pull(a) => images::pull(&root, a),
-        Cmd::Images(c) => images::run(&root, c),
-        Cmd::Container(c) => containers::run(c, &root),
+/// What the environment says, read once at the start and passed down.
+pub(crate) struct Settings {
+    pub root: Root,
+    /// `ATOMIC_OSTREE_REPO`, `ATOMIC_OSTREE_CHECKOUT_PATH`.
+    pub location: Location,
+}
+
+impl Settings {
+    fn from_env(root: PathBuf) -> Result<Settings, LocationError> {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        let location = Location::from_vars(
+            std::env::var_os(paths::ENV_OSTREE_REPO),
+            std::env::var_os(paths::ENV_CHECKOUT_PATH),
+            &cwd,
+        )?;
+        Ok(Settings {
+            root: Root::new(root),
+            location,
+        })
+    }
+}
+
+fn run(settings: &Settings, cmd: Cmd) -> anyhow::Result<()> {
+    match cmd {
+        Cmd::Pull(a) => images::pull(settings, a),
+        Cmd::Images(c) => images::run(settings, c),
+        Cmd::Container(c) => containers::run(c, settings),
     }
 }
 
@@ -110,7 +135,14 @@ fn main() -> ExitCode {
     if log::set_boxed_logger(Box::new(Logger(level))).is_ok() {
         log::set_max_level(level);
     }
-    match run(cli) {
+    let settings = match Settings::from_env(cli.root) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&settings, cli.cmd) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -15,12 +15,18 @@ pub const RECORDS_USR: &str = "/usr/lib/syscontainer/containers";
 /// Record directories, highest precedence first.
 pub const RECORD_DIRS: [&str; 3] = [RECORDS_ETC, RECORDS_RUN, RECORDS_USR];
 
-/// Where deployments are checked out (`NAME.0`, `NAME.1`, symlink `NAME`).
+/// Where deployments are checked out (`NAME.0`, `NAME.1`, symlink `NAME`),
+/// unless [`ENV_CHECKOUT_PATH`] says otherwise. An installed container's
+/// checkout root is the directory of its record's `deployment`.
 pub const CHECKOUT_ROOT: &str = "/var/lib/containers/atomic";
 /// The OSTree repo, when it is on the same filesystem as the checkout root.
 pub const OSTREE_REPO: &str = "/ostree/repo";
 /// Fallback repo location, relative to the checkout root.
 pub const OSTREE_REPO_FALLBACK: &str = ".storage/ostree";
+/// atomic's override of the checkout root (read by the CLI only, at start).
+pub const ENV_CHECKOUT_PATH: &str = "ATOMIC_OSTREE_CHECKOUT_PATH";
+/// atomic's override of the repo location (read by the CLI only, at start).
+pub const ENV_OSTREE_REPO: &str = "ATOMIC_OSTREE_REPO";
 /// Per-container runtime state of the exec helper (rendered bundles).
 pub const RUN_STATE: &str = "/run/syscontainer";
 /// Rendered runc bundles, one directory per container (`BUNDLES/NAME`). Not

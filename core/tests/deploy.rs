@@ -168,7 +168,7 @@ fn uninstall_removes_everything() {
     deploy::update(&root, &src, "gone", &upd(&["PORT=1"])).unwrap();
     assert!(checkout(&root).join("gone.1").is_dir());
 
-    let rep = deploy::uninstall(&root, "gone").unwrap();
+    let rep = deploy::uninstall(&root, "gone", Path::new(paths::CHECKOUT_ROOT)).unwrap();
     assert!(rep.kept_host_files.is_empty());
     assert!(Record::load(&root, "gone").is_err());
     for p in ["gone", "gone.0", "gone.1"] {
@@ -183,7 +183,7 @@ fn uninstall_removes_everything() {
         "tmpfiles --remove was not applied"
     );
     assert_eq!(tree(&root), before, "{rec:?}");
-    let e = deploy::uninstall(&root, "gone").unwrap_err();
+    let e = deploy::uninstall(&root, "gone", Path::new(paths::CHECKOUT_ROOT)).unwrap_err();
     assert!(e.to_string().contains("not installed"), "{e}");
 }
 
@@ -350,7 +350,7 @@ fn name_ending_in_dot_zero() {
     // "foo" would need foo.0 as its deployment: refused, not clobbered.
     let e = deploy::install(&root, &src, "img", &named("foo", &[])).unwrap_err();
     assert!(e.to_string().contains("already present"), "{e}");
-    deploy::uninstall(&root, "foo.0").unwrap();
+    deploy::uninstall(&root, "foo.0", Path::new(paths::CHECKOUT_ROOT)).unwrap();
     assert_eq!(tree(&root), before);
 }
 
@@ -469,7 +469,7 @@ fn hostfs_files_rendered_renamed_and_removed() {
 
     // Uninstall removes unchanged files, and keeps (and says) modified ones.
     fs::write(lib.join("secret-message"), "edited by the admin").unwrap();
-    let rep = deploy::uninstall(&root, "hf").unwrap();
+    let rep = deploy::uninstall(&root, "hf", Path::new(paths::CHECKOUT_ROOT)).unwrap();
     assert_eq!(rep.kept_host_files, ["/usr/local/lib/secret-message"]);
     assert!(lib.join("secret-message").exists());
     assert!(!lib.join("secret-message-template").exists());
@@ -600,7 +600,7 @@ fn corpus_installs_and_renders() {
                 assert_eq!(r.readonly(), Some(true), "{n}");
                 assert!(r.path().starts_with(root.path()), "{n}");
                 assert_eq!(rec.name, *n);
-                deploy::uninstall(&root, n).unwrap();
+                deploy::uninstall(&root, n, Path::new(paths::CHECKOUT_ROOT)).unwrap();
             }
             Err(e) => failures.push(format!("{n}: {e}")),
         }
@@ -631,7 +631,7 @@ fn leftovers_of_an_interrupted_install_are_replaced() {
     assert!(fs::symlink_metadata(checkout(&root).join(".half.tmp.12345")).is_err());
     // The same leftovers go with `uninstall` too.
     Record::remove(&root, "half").unwrap();
-    deploy::uninstall(&root, "half").unwrap();
+    deploy::uninstall(&root, "half", Path::new(paths::CHECKOUT_ROOT)).unwrap();
     assert_eq!(tree(&root), before);
 }
 

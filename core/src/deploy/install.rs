@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::hostfs::{self, Planned};
 use super::{
-    default_name, io_err, link_path, remove_any, slot_path, slots, DeployError, ImageSource,
-    ImageSpec, Manifest, Systemd,
+    checkout_of, default_name, io_err, link_path, remove_any, slot_path, slots, DeployError,
+    ImageSource, ImageSpec, Manifest, Systemd,
 };
 use crate::bundle::{self, DeploymentInfo, EXPORTS};
 use crate::exec::{self, Runtime};
@@ -30,6 +30,10 @@ pub struct InstallOptions {
     pub no_enable: bool,
     /// Start the unit now (when systemd runs).
     pub now: bool,
+    /// Logical directory the deployments go in: `ATOMIC_OSTREE_CHECKOUT_PATH`
+    /// (the CLI's [`crate::store::Location::checkout_root`]); default
+    /// [`paths::CHECKOUT_ROOT`]. The record keeps it, in `deployment`.
+    pub checkout_root: Option<PathBuf>,
 }
 
 /// The runtime must exist.
@@ -50,21 +54,23 @@ pub(crate) struct Prepared {
     pub hostfs: Vec<Planned>,
 }
 
-/// Check out `img` into slot `slot` of `rec.name`, and render and validate
-/// everything with `rec` updated for the new image. The slot is staged as
-/// `.NAME.N.tmp` and renamed into place only when complete and synced; the
-/// slot must not exist. On error the staging directory is removed.
+/// Check out `img` into slot `slot` of `rec.name` in the checkout root `co`,
+/// and render and validate everything with `rec` updated for the new image.
+/// The slot is staged as `.NAME.N.tmp` and renamed into place only when
+/// complete and synced; the slot must not exist. On error the staging
+/// directory is removed.
 pub(crate) fn prepare_slot(
     root: &Root,
     src: &dyn ImageSource,
     img: &ImageSpec,
     base: &Record,
+    co: &Path,
     slot: u8,
 ) -> Result<Prepared, DeployError> {
-    let dir = slots::staging(root, &base.name, slot);
+    let dir = slots::staging(root, co, &base.name, slot);
     remove_any(&dir)?;
-    let res = prepare_staged(root, src, img, base, slot, &dir)
-        .and_then(|p| slots::commit_staged(root, &base.name, slot).map(|()| p));
+    let res = prepare_staged(root, src, img, base, slot_path(co, &base.name, slot), &dir)
+        .and_then(|p| slots::commit_staged(root, co, &base.name, slot).map(|()| p));
     match &res {
         Ok(_) => crate::failpoint!("prepare.renamed"),
         Err(_) => {
@@ -79,10 +85,9 @@ fn prepare_staged(
     src: &dyn ImageSource,
     img: &ImageSpec,
     base: &Record,
-    slot: u8,
+    logical: PathBuf,
     dir: &Path,
 ) -> Result<Prepared, DeployError> {
-    let logical = slot_path(&base.name, slot);
     fs::create_dir(dir).map_err(io_err("cannot create", dir))?;
     crate::failpoint!("prepare.dir-created");
     let rootfs = dir.join("rootfs");
@@ -161,11 +166,15 @@ pub fn install(
         Err(RecordError::NotFound { .. }) => {}
         Err(e) => return Err(e.into()),
     }
-    let checkout = root.join(paths::CHECKOUT_ROOT);
+    let co = opts
+        .checkout_root
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(paths::CHECKOUT_ROOT));
+    let checkout = root.join(&co);
     fs::create_dir_all(&checkout).map_err(io_err("cannot create", &checkout))?;
     // No record: a link or slots are what an interrupted install or
     // uninstall left behind (the record is written last, removed first).
-    if slots::remove_leftovers(root, &name, false)? {
+    if slots::remove_leftovers(root, &co, &name, false)? {
         log::warn!("removed what an interrupted install or uninstall of '{name}' left behind");
     }
 
@@ -183,14 +192,14 @@ pub fn install(
     let mut record_written = false;
     let res = (|| {
         // 1. The slot, complete, renamed into place.
-        let prep = prepare_slot(root, src, &img, &base, 0)?;
+        let prep = prepare_slot(root, src, &img, &base, &co, 0)?;
         let mut rec = prep.record;
         crate::failpoint!("install.prepared");
         // 2. Host files (listed in the slot first, for recovery).
         rec.host_files = hostfs::install(root, &prep.hostfs, &[], &mut created)?;
         crate::failpoint!("install.hostfs-done");
         // 3. The link, 4. the record: the commit point.
-        let link = root.join(link_path(&name));
+        let link = root.join(link_path(&co, &name));
         fsutil::symlink_atomic(Path::new(&format!("{name}.0")), &link)
             .map_err(io_err("cannot link", &link))?;
         crate::failpoint!("install.linked");
@@ -216,7 +225,7 @@ pub fn install(
                 log::warn!("{e}");
             }
         }
-        if let Err(e) = slots::remove_leftovers(root, &name, false) {
+        if let Err(e) = slots::remove_leftovers(root, &co, &name, false) {
             log::warn!("{e}");
         }
     }
@@ -231,9 +240,15 @@ pub struct UninstallReport {
 }
 
 /// `syscontainer uninstall NAME`: stop, remove tmpfiles entries, remove
-/// unchanged host files, remove the record, reload, remove the deployments.
-/// The image stays.
-pub fn uninstall(root: &Root, name: &str) -> Result<UninstallReport, DeployError> {
+/// unchanged host files, remove the record, reload, remove the deployments
+/// (in the record's checkout root). The image stays. Without a record, what
+/// an interrupted install left in `checkout_root` (the install's setting) is
+/// removed.
+pub fn uninstall(
+    root: &Root,
+    name: &str,
+    checkout_root: &Path,
+) -> Result<UninstallReport, DeployError> {
     name::validate(name)?;
     let _lock = slots::lock(root, name)?;
     let rec = match Record::load(root, name) {
@@ -243,7 +258,7 @@ pub fn uninstall(root: &Root, name: &str) -> Result<UninstallReport, DeployError
     };
     let Some(rec) = rec else {
         // An install or uninstall was interrupted before its commit point.
-        if !slots::remove_leftovers(root, name, true)? {
+        if !slots::remove_leftovers(root, checkout_root, name, true)? {
             return Err(RecordError::NotFound {
                 name: name.to_string(),
                 dirs: paths::RECORD_DIRS.join(", "),
@@ -281,7 +296,7 @@ pub fn uninstall(root: &Root, name: &str) -> Result<UninstallReport, DeployError
     crate::failpoint!("uninstall.record-removed");
     systemd.daemon_reload()?;
     // 6. Link, deployments (each renamed out of the way first), rendered bundle.
-    slots::remove_leftovers(root, name, true)?;
+    slots::remove_leftovers(root, &checkout_of(&rec), name, true)?;
     remove_any(&root.join(bundle::bundle_dir(name)))?;
     Ok(UninstallReport {
         kept_host_files: kept,

@@ -1,9 +1,13 @@
 //! Deployments: install, uninstall, update, rollback, enable/disable, list.
 //!
-//! A container `NAME` lives in `CHECKOUT_ROOT/NAME.0` or `NAME.1` (each with
-//! `rootfs/` and `info.json`), the symlink `CHECKOUT_ROOT/NAME` points at the
+//! A container `NAME` lives in `CHECKOUT/NAME.0` or `NAME.1` (each with
+//! `rootfs/` and `info.json`), the symlink `CHECKOUT/NAME` points at the
 //! active one, and the record `/etc/syscontainer/containers/NAME.json` is
-//! what the generator and the exec helper read.
+//! what the generator and the exec helper read. `CHECKOUT` is
+//! `/var/lib/containers/atomic`, or `ATOMIC_OSTREE_CHECKOUT_PATH` at install
+//! time ([`InstallOptions::checkout_root`]); from then on it is the
+//! directory of the record's `deployment` ([`checkout_of`]), whatever the
+//! environment of later commands says.
 //!
 //! The image store is reached only through [`ImageSource`], so all of this
 //! works (and is tested) with any way of filling a rootfs; [`store`] is the
@@ -23,7 +27,7 @@ use crate::bundle::BundleError;
 use crate::exec::{self, ExecError};
 use crate::name::NameError;
 use crate::paths::{self, Root};
-use crate::record::RecordError;
+use crate::record::{Record, RecordError};
 use crate::template::TemplateError;
 use crate::vars::VarsError;
 
@@ -210,14 +214,25 @@ pub fn default_name(image: &str) -> String {
     }
 }
 
-/// Logical path of a deployment slot.
-pub fn slot_path(name: &str, slot: u8) -> PathBuf {
-    Path::new(paths::CHECKOUT_ROOT).join(format!("{name}.{slot}"))
+/// Logical path of a deployment slot in the checkout root `checkout`.
+pub fn slot_path(checkout: &Path, name: &str, slot: u8) -> PathBuf {
+    checkout.join(format!("{name}.{slot}"))
 }
 
 /// Logical path of the symlink to the active deployment.
-pub fn link_path(name: &str) -> PathBuf {
-    Path::new(paths::CHECKOUT_ROOT).join(name)
+pub fn link_path(checkout: &Path, name: &str) -> PathBuf {
+    checkout.join(name)
+}
+
+/// The checkout root of an installed container: the directory of its
+/// record's deployment (both slots and the link sit side by side), or
+/// [`paths::CHECKOUT_ROOT`] for a record without an absolute one.
+pub fn checkout_of(rec: &Record) -> PathBuf {
+    let d = Path::new(&rec.deployment);
+    match d.parent() {
+        Some(p) if d.is_absolute() && d.file_name().is_some() => p.to_path_buf(),
+        _ => PathBuf::from(paths::CHECKOUT_ROOT),
+    }
 }
 
 /// The slot (0 or 1) of a deployment path.
@@ -382,8 +397,28 @@ mod tests {
         assert_eq!(slot_of("/var/lib/containers/atomic/a.0"), 0);
         assert_eq!(slot_of("/var/lib/containers/atomic/a.1"), 1);
         assert_eq!(
-            slot_path("x.0", 1),
+            slot_path(Path::new(paths::CHECKOUT_ROOT), "x.0", 1),
             PathBuf::from("/var/lib/containers/atomic/x.0.1")
         );
+        assert_eq!(
+            link_path(Path::new("/srv/co"), "x"),
+            PathBuf::from("/srv/co/x")
+        );
+    }
+
+    #[test]
+    fn checkout_root_comes_from_the_record() {
+        let mut r = Record::new("web", "i", "sha256:x", "/srv/co/web.1");
+        assert_eq!(checkout_of(&r), PathBuf::from("/srv/co"));
+        r.deployment = "/var/lib/containers/atomic/web.0".into();
+        assert_eq!(checkout_of(&r), PathBuf::from(paths::CHECKOUT_ROOT));
+        for odd in ["", "web.0", "/"] {
+            r.deployment = odd.into();
+            assert_eq!(
+                checkout_of(&r),
+                PathBuf::from(paths::CHECKOUT_ROOT),
+                "{odd}"
+            );
+        }
     }
 }

@@ -1,6 +1,9 @@
 //! Crash safety of deployments: the container lock, staging and removal of
 //! slots, and recovery of what an interrupted command left behind.
 //!
+//! Every function takes the container's checkout root `co` (a logical
+//! path): [`super::checkout_of`] its record, or the install's setting.
+//!
 //! The rules (README, "Durability"):
 //!
 //! - A slot `NAME.N` is checked out and rendered as `.NAME.N.tmp`, synced,
@@ -24,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use fs2::FileExt;
 
-use super::{io_err, link_path, remove_any, slot_path, DeployError};
+use super::{checkout_of, io_err, link_path, remove_any, slot_path, DeployError};
 use crate::fsutil;
 use crate::paths::{self, Root};
 use crate::record::{HostFile, Record};
@@ -74,18 +77,22 @@ pub fn lock(root: &Root, name: &str) -> Result<ContainerLock, DeployError> {
 }
 
 /// Real path of the staging directory of slot `slot`.
-pub(crate) fn staging(root: &Root, name: &str, slot: u8) -> PathBuf {
-    root.join(paths::CHECKOUT_ROOT)
-        .join(format!(".{name}.{slot}.tmp"))
+pub(crate) fn staging(root: &Root, co: &Path, name: &str, slot: u8) -> PathBuf {
+    root.join(co).join(format!(".{name}.{slot}.tmp"))
 }
 
 /// Move the complete staging directory into place as `NAME.N`, durably.
-pub(crate) fn commit_staged(root: &Root, name: &str, slot: u8) -> Result<(), DeployError> {
-    let from = staging(root, name, slot);
-    let to = root.join(slot_path(name, slot));
+pub(crate) fn commit_staged(
+    root: &Root,
+    co: &Path,
+    name: &str,
+    slot: u8,
+) -> Result<(), DeployError> {
+    let from = staging(root, co, name, slot);
+    let to = root.join(slot_path(co, name, slot));
     fsutil::fsync_dir(&from).map_err(io_err("cannot sync", &from))?;
     fs::rename(&from, &to).map_err(io_err("cannot rename into place", &to))?;
-    let parent = root.join(paths::CHECKOUT_ROOT);
+    let parent = root.join(co);
     fsutil::fsync_dir(&parent).map_err(io_err("cannot sync", &parent))
 }
 
@@ -108,16 +115,17 @@ pub(crate) fn write_host_files(dir: &Path, files: &[HostFile]) -> Result<(), Dep
 /// not are removed too, when unchanged.
 pub(crate) fn remove_slot(
     root: &Root,
+    co: &Path,
     name: &str,
     slot: u8,
     keep: &[HostFile],
 ) -> Result<(), DeployError> {
-    let real = root.join(slot_path(name, slot));
-    let tmp = staging(root, name, slot);
+    let real = root.join(slot_path(co, name, slot));
+    let tmp = staging(root, co, name, slot);
     if fs::symlink_metadata(&real).is_ok() {
         remove_any(&tmp)?;
         fs::rename(&real, &tmp).map_err(io_err("cannot rename", &real))?;
-        let parent = root.join(paths::CHECKOUT_ROOT);
+        let parent = root.join(co);
         fsutil::fsync_dir(&parent).map_err(io_err("cannot sync", &parent))?;
         crate::failpoint!("slot.renamed-for-removal");
     }
@@ -149,43 +157,48 @@ fn is_our_slot(p: &Path) -> bool {
 /// `foo.0` of container `foo.0`, or a slot without our info.json, such as
 /// one of atomic's) makes it fail with `AlreadyPresent`, unless `force`
 /// (uninstall), which leaves such paths alone.
-pub(crate) fn remove_leftovers(root: &Root, name: &str, force: bool) -> Result<bool, DeployError> {
-    let link = root.join(link_path(name));
+pub(crate) fn remove_leftovers(
+    root: &Root,
+    co: &Path,
+    name: &str,
+    force: bool,
+) -> Result<bool, DeployError> {
+    let link = root.join(link_path(co, name));
     let link_here = fs::symlink_metadata(&link).is_ok();
     let link_ours = link_here && is_our_link(&link, name);
     let mut found = link_ours;
     let mut slots = Vec::new();
     for slot in [0, 1] {
-        let p = root.join(slot_path(name, slot));
+        let p = root.join(slot_path(co, name, slot));
         let here = fs::symlink_metadata(&p).is_ok();
         let ours = here
             && (is_our_slot(&p) || (force && fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir())));
         if here && !ours && !force {
             return Err(DeployError::AlreadyPresent {
                 name: name.to_string(),
-                path: slot_path(name, slot),
+                path: slot_path(co, name, slot),
             });
         }
-        found |= ours || fs::symlink_metadata(staging(root, name, slot)).is_ok();
+        found |= ours || fs::symlink_metadata(staging(root, co, name, slot)).is_ok();
         slots.push((slot, ours));
     }
     if link_here && !link_ours && !force {
         return Err(DeployError::AlreadyPresent {
             name: name.to_string(),
-            path: link_path(name),
+            path: link_path(co, name),
         });
     }
     if link_ours {
         remove_any(&link)?;
-        let parent = root.join(paths::CHECKOUT_ROOT);
+        let parent = root.join(co);
         fsutil::fsync_dir(&parent).map_err(io_err("cannot sync", &parent))?;
     }
     for (slot, ours) in slots {
         if ours {
-            remove_slot(root, name, slot, &[])?;
+            remove_slot(root, co, name, slot, &[])?;
         } else {
             // Only the staging directory.
-            let tmp = staging(root, name, slot);
+            let tmp = staging(root, co, name, slot);
             if tmp.is_dir() {
                 super::hostfs::remove(root, &slot_host_files(&tmp), &[]);
             }
@@ -193,9 +206,8 @@ pub(crate) fn remove_leftovers(root: &Root, name: &str, force: bool) -> Result<b
         }
     }
     // Temp links of an interrupted symlink_atomic: `.NAME.tmp.PID`.
-    let co = root.join(paths::CHECKOUT_ROOT);
     let prefix = format!(".{name}.tmp.");
-    if let Ok(rd) = fs::read_dir(&co) {
+    if let Ok(rd) = fs::read_dir(root.join(co)) {
         for e in rd.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
             if n.strip_prefix(&prefix)
@@ -211,7 +223,8 @@ pub(crate) fn remove_leftovers(root: &Root, name: &str, force: bool) -> Result<b
 /// Point `NAME` at the record's deployment, if it does not already (a
 /// command was interrupted between writing the record and the link).
 pub(crate) fn sync_link(root: &Root, rec: &Record) -> Result<(), DeployError> {
-    let link = root.join(link_path(&rec.name));
+    let co = checkout_of(rec);
+    let link = root.join(link_path(&co, &rec.name));
     let target = Path::new(&rec.deployment)
         .file_name()
         .map(PathBuf::from)
@@ -225,7 +238,7 @@ pub(crate) fn sync_link(root: &Root, rec: &Record) -> Result<(), DeployError> {
     }
     log::warn!(
         "repairing {} -> {} (an earlier command was interrupted)",
-        link_path(&rec.name).display(),
+        link_path(&co, &rec.name).display(),
         target.display()
     );
     fsutil::symlink_atomic(&target, &link).map_err(io_err("cannot link", &link))

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::{DeployError, ImageSource, ImageSpec};
 use crate::paths::Root;
-use crate::store::{LockMode, Store};
+use crate::store::{Location, LockMode, Store};
 
 /// Images from the OSTree store; checkouts are hardlinks into the repo.
 pub struct StoreSource {
@@ -12,8 +12,9 @@ pub struct StoreSource {
 }
 
 impl StoreSource {
-    pub fn open(root: &Root) -> Result<Self, DeployError> {
-        let store = Store::open(root).map_err(|source| DeployError::Store {
+    /// Open the store at `loc` (the binary's settings).
+    pub fn open(root: &Root, loc: &Location) -> Result<Self, DeployError> {
+        let store = Store::open_with(root, loc).map_err(|source| DeployError::Store {
             image: String::from("(store)"),
             source: Box::new(source),
         })?;

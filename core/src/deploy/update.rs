@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use super::hostfs;
 use super::install::prepare_slot;
-use super::{io_err, link_path, slot_of, slot_path, slots, DeployError, ImageSource, Systemd};
+use super::{
+    checkout_of, io_err, link_path, slot_of, slot_path, slots, DeployError, ImageSource, Systemd,
+};
 use crate::bundle::{self, EXPORTS};
 use crate::fsutil;
 use crate::paths::Root;
@@ -56,7 +58,7 @@ pub enum UpdateOutcome {
 fn activate(root: &Root, rec: &Record, systemd: &Systemd) -> Result<(), DeployError> {
     rec.write(root)?;
     crate::failpoint!("activate.record-written");
-    let link = root.join(link_path(&rec.name));
+    let link = root.join(link_path(&checkout_of(rec), &rec.name));
     let target = Path::new(&rec.deployment)
         .file_name()
         .expect("deployment has a file name")
@@ -69,7 +71,8 @@ fn activate(root: &Root, rec: &Record, systemd: &Systemd) -> Result<(), DeployEr
 /// `syscontainer containers update NAME`: check out the new image (or the
 /// same one with new values) into the other slot, keeping values and UUID,
 /// switch, and restart if running. If the restarted unit does not become
-/// active within `opts.timeout`, roll back and report the failure.
+/// active within `opts.timeout`, roll back and report the failure. The new
+/// slot goes beside the current one ([`checkout_of`] the record).
 pub fn update(
     root: &Root,
     src: &dyn ImageSource,
@@ -86,19 +89,22 @@ pub fn update(
         return Ok(UpdateOutcome::UpToDate);
     }
     let other = 1 - slot_of(&cur.deployment);
+    let co = checkout_of(&cur);
     // The previous deployment (or what an interrupted update left), with
     // its host files that the current one does not have.
-    slots::remove_slot(root, name, other, &cur.host_files)?;
+    slots::remove_slot(root, &co, name, other, &cur.host_files)?;
     crate::failpoint!("update.other-removed");
     let mut base = cur.clone();
     base.values = values;
-    let prep = prepare_slot(root, src, &img, &base, other)?;
+    // The new slot is hardlinked from this source's repo.
+    base.repo = src.repo().or(base.repo);
+    let prep = prepare_slot(root, src, &img, &base, &co, other)?;
     let mut rec = prep.record;
     let mut created = Vec::new();
     rec.host_files = match hostfs::install(root, &prep.hostfs, &cur.host_files, &mut created) {
         Ok(h) => h,
         Err(e) => {
-            let _ = slots::remove_slot(root, name, other, &cur.host_files);
+            let _ = slots::remove_slot(root, &co, name, other, &cur.host_files);
             return Err(e);
         }
     };
@@ -148,7 +154,7 @@ pub fn rollback(root: &Root, name: &str) -> Result<Switched, DeployError> {
     let (cur, _) = Record::load(root, name)?;
     slots::sync_link(root, &cur)?;
     let other = 1 - slot_of(&cur.deployment);
-    let logical = slot_path(name, other);
+    let logical = slot_path(&checkout_of(&cur), name, other);
     let dir = root.join(&logical);
     if !dir.join(bundle::INFO_FILE).is_file() || !dir.join("rootfs").is_dir() {
         return Err(DeployError::NoOtherDeployment {

@@ -13,14 +13,15 @@
 //! The repo lives at `/ostree/repo` when that exists on the same filesystem
 //! as the checkout root (`/var/lib/containers/atomic`), else at
 //! `CHECKOUT_ROOT/.storage/ostree`. `ATOMIC_OSTREE_REPO` and
-//! `ATOMIC_OSTREE_CHECKOUT_PATH` override both. Every path is resolved under
-//! the [`Root`].
+//! `ATOMIC_OSTREE_CHECKOUT_PATH` override both: the binary reads them into a
+//! [`Location`] (see `location.rs`). Every path is resolved under the [`Root`].
 //!
 //! Locking: mutations take an exclusive `flock` on
 //! `/run/syscontainer/lock/store.lock`; see [`Store::lock`].
 
 mod checkout;
 pub mod import;
+mod location;
 mod lock;
 mod names;
 pub mod pull;
@@ -43,13 +44,9 @@ use crate::template::TemplateError;
 
 pub use checkout::CheckoutFailure;
 pub use import::{ImportError, ImportStats};
+pub use location::{Location, LocationError};
 pub use lock::{LockMode, StoreLock};
 pub use pull::{human, pull, ConsoleProgress, NoProgress, Progress, PullReport};
-
-/// Overrides the repo location (a logical path).
-pub const ENV_REPO: &str = "ATOMIC_OSTREE_REPO";
-/// Overrides the checkout root (a logical path).
-pub const ENV_CHECKOUT: &str = "ATOMIC_OSTREE_CHECKOUT_PATH";
 
 /// Image commit: the manifest, as stored by atomic.
 pub const META_MANIFEST: &str = "docker.manifest";
@@ -341,29 +338,6 @@ pub struct LayerInfo {
     pub uncompressed_size: Option<u64>,
 }
 
-/// Where the repo and the checkouts live, as logical paths (`None` = default
-/// rule).
-#[derive(Debug, Clone, Default)]
-pub struct Location {
-    pub repo: Option<PathBuf>,
-    pub checkout: Option<PathBuf>,
-}
-
-impl Location {
-    /// From `ATOMIC_OSTREE_REPO` and `ATOMIC_OSTREE_CHECKOUT_PATH`.
-    pub fn from_env() -> Self {
-        let get = |k| {
-            std::env::var_os(k)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        Location {
-            repo: get(ENV_REPO),
-            checkout: get(ENV_CHECKOUT),
-        }
-    }
-}
-
 /// The template variables an image uses (`images info`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ImageVariables {
@@ -501,18 +475,15 @@ enum Probe {
 }
 
 impl Store {
-    /// Open the store under `root`, locating the repo from the environment
-    /// (see [`Location::from_env`]); the repo is created if missing.
+    /// Open the store under `root` at the default [`Location`]; the repo is
+    /// created if missing.
     pub fn open(root: &Root) -> Result<Store, StoreError> {
-        Store::open_with(root, &Location::from_env())
+        Store::open_with(root, &Location::default())
     }
 
-    /// Open with an explicit location.
+    /// Open with an explicit location (the binary's settings).
     pub fn open_with(root: &Root, loc: &Location) -> Result<Store, StoreError> {
-        let checkout_logical = loc
-            .checkout
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(paths::CHECKOUT_ROOT));
+        let checkout_logical = loc.checkout_root();
         let checkout_real = root.join(&checkout_logical);
         mkdir_all(&checkout_real)?;
         let repo_logical = match &loc.repo {
