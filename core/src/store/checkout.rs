@@ -462,8 +462,11 @@ impl<'r> Linker<'r> {
         )
         .map_err(f)?;
         let st = rfs::fstat(&src).map_err(f)?;
-        let xattrs = list_xattrs(|b| rfs::flistxattr(&src, b), |n, b| rfs::fgetxattr(&src, n, b))
-            .map_err(f)?;
+        let xattrs = list_xattrs(
+            |b| rfs::flistxattr(&src, b),
+            |n, b| rfs::fgetxattr(&src, n, b),
+        )
+        .map_err(f)?;
         let dst = rfs::openat(
             dir,
             name,
