@@ -148,6 +148,7 @@ pub fn run(cmd: ContainerCmd, settings: &Settings) -> Result<()> {
                 "Installed {} as {} ({})",
                 rec.image, rec.name, rec.deployment
             );
+            report_copied(&rec.name, src.copied_files());
         }
         ContainerCmd::Uninstall { name } => {
             let rep = deploy::uninstall(root, &name, &settings.location.checkout_root())
@@ -274,10 +275,12 @@ fn update(settings: &Settings, a: UpdateArgs) -> Result<()> {
     };
     let mut failed = 0;
     for name in &names {
+        let before = src.copied_files();
         match deploy::update(root, &src, name, &opts) {
             Ok(UpdateOutcome::UpToDate) => println!("{name}: Latest version already installed."),
             Ok(UpdateOutcome::Updated(s)) => {
                 println!("{name}: updated from {} to {}", s.from, s.to);
+                report_copied(name, src.copied_files() - before);
                 if s.restarted {
                     println!("{name}: restarted");
                 }
@@ -295,6 +298,15 @@ fn update(settings: &Settings, a: UpdateArgs) -> Result<()> {
         anyhow::bail!("{failed} of {} updates failed", names.len());
     }
     Ok(())
+}
+
+/// Files a checkout had to copy: their objects had too many links.
+fn report_copied(name: &str, copied: u64) {
+    if copied > 0 {
+        println!(
+            "{name}: {copied} file(s) copied instead of hardlinked (their objects reached the filesystem's link limit)"
+        );
+    }
 }
 
 fn list(root: &Root, all: bool, json: bool) -> Result<()> {

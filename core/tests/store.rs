@@ -1233,3 +1233,139 @@ fn hardlink_checkout_dir_over_file() {
         .is_err());
     assert!(!d2.exists());
 }
+
+/// Hardlink `obj` into `dir` until the filesystem refuses with EMLINK; the
+/// number of links made. Fails loudly on a filesystem without a link limit
+/// (the test needs one: ext4, whose limit is 65,000).
+fn fill_links(obj: &Path, dir: &Path) -> usize {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..70_000 {
+        match std::fs::hard_link(obj, dir.join(i.to_string())) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EMLINK) => return i,
+            Err(e) => panic!("linking {}: {e}", obj.display()),
+        }
+    }
+    panic!(
+        "{} takes over 70,000 links: this test needs a filesystem with a link limit (ext4)",
+        dir.display()
+    );
+}
+
+/// A regular file whose object has reached the link limit (EMLINK) is copied
+/// for that file only, with its content, mode (setuid), owner, xattrs and
+/// mtime, in both checkouts (a fresh name, and a union replacement of a lower
+/// layer's file), and the report counts the copies. Symlinks are created,
+/// never hardlinked: their object keeps its link count. `containers verify`
+/// accepts the copies, and flags an edited or chmod-ed one (which the repo
+/// object does not share, so `images verify` stays clean).
+#[test]
+fn objects_at_the_link_limit_are_copied() {
+    let e = env();
+    const FULL: &[u8] = b"this object has no links left\n";
+    let full = |l: Layer, p: &str| {
+        l.pax(&[("SCHILY.xattr.user.test", b"kept")])
+            .file_owned(p, FULL, 0o4750, 1000, 1001)
+    };
+    let l1 = Layer::new()
+        .dir("./", 0o755)
+        .dir("bin", 0o755)
+        .file("bin/tool", b"#!/bin/sh\n", 0o755)
+        .symlink("bin/a", "tool")
+        .symlink("bin/b", "tool")
+        .file("etc/over", b"lower\n", 0o644);
+    let l1 = full(l1, "bin/full").tar();
+    let l2 = full(full(Layer::new(), "etc/over"), "etc/more").tar();
+    let l2b = full(Layer::new(), "etc/more").tar();
+    let img = TestImage::new("localhost:5000/test/emlink:1", vec![l1.clone(), l2]);
+    do_pull(&e.store, &img).unwrap();
+    let info = e.store.image("localhost:5000/test/emlink:1").unwrap();
+    // libostree (2022.7, and its main branch) cannot replace a lower
+    // layer's file with an object at the link limit: its union path links
+    // the object to a temp name first and has no copy fallback there
+    // (hardlink_add_tmp_name). Its image has no such replacement.
+    let imgb = TestImage::new("localhost:5000/test/emlink:2", vec![l1, l2b]);
+    do_pull(&e.store, &imgb).unwrap();
+    let infob = e.store.image("localhost:5000/test/emlink:2").unwrap();
+    let l0 = format!("ociimage/{}", hexof(&img.layer_digests()[0]));
+    let obj = object_path(&e.store, &l0, "/bin/full");
+    let sym = object_path(&e.store, &l0, "/bin/a");
+    let tool = object_path(&e.store, &l0, "/bin/tool");
+    assert!(std::fs::symlink_metadata(&sym).unwrap().is_symlink());
+    let sym_links = std::fs::symlink_metadata(&sym).unwrap().nlink();
+    fill_links(&obj, &e.root.path().join("fill"));
+    let objmd = std::fs::metadata(&obj).unwrap();
+
+    for (method, slot, info, copies) in [
+        (
+            CheckoutMethod::Hardlink,
+            "ours",
+            &info,
+            &["bin/full", "etc/over", "etc/more"][..],
+        ),
+        (
+            CheckoutMethod::Libostree,
+            "libostree",
+            &infob,
+            &["bin/full", "etc/more"][..],
+        ),
+    ] {
+        let dest = e.store.checkout_root().join(slot);
+        let r = e.store.checkout_with(info, &dest, method).unwrap();
+        assert_eq!(r.copied, copies.len() as u64, "{slot}: {r:?}");
+        for p in copies {
+            let m = std::fs::symlink_metadata(dest.join(p)).unwrap();
+            assert!(m.is_file(), "{slot} {p}");
+            assert_eq!(m.nlink(), 1, "{slot} {p}: a copy");
+            assert_eq!(
+                (m.mode() & 0o7777, m.uid(), m.gid()),
+                (0o4750, 1000, 1001),
+                "{slot} {p}"
+            );
+            assert_eq!(std::fs::read(dest.join(p)).unwrap(), FULL, "{slot} {p}");
+            assert_eq!(
+                xattr::get(dest.join(p), "user.test").unwrap(),
+                Some(b"kept".to_vec()),
+                "{slot} {p}"
+            );
+            if method == CheckoutMethod::Hardlink {
+                assert_eq!(m.mtime(), objmd.mtime(), "{slot} {p}: the object's mtime");
+            }
+        }
+        let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        assert_eq!(ino(&dest.join("bin/tool")), ino(&tool), "{slot}: linked");
+        let d = e.store.verify_checkout(info, &dest).unwrap();
+        assert!(d.ok(), "{slot}: {d:?}");
+        assert!(d.checked >= 7, "{slot}: {d:?}");
+    }
+    // Ours never links a symlink object; libostree links both.
+    let ours = e.store.checkout_root().join("ours");
+    for p in ["bin/a", "bin/b"] {
+        let m = std::fs::symlink_metadata(ours.join(p)).unwrap();
+        assert!(m.is_symlink() && m.nlink() == 1, "{p}: {m:?}");
+        assert_eq!(std::fs::read_link(ours.join(p)).unwrap(), Path::new("tool"));
+    }
+    assert_eq!(
+        std::fs::symlink_metadata(&sym).unwrap().nlink(),
+        sym_links + 2,
+        "only libostree's checkout linked the symlink object"
+    );
+
+    // An edited copy and a chmod-ed copy are flagged; the object is intact.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(ours.join("etc/over"))
+        .unwrap();
+    f.write_all(b"tampered\n").unwrap();
+    drop(f);
+    std::fs::set_permissions(
+        ours.join("bin/full"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let d = e.store.verify_checkout(&info, &ours).unwrap();
+    assert_eq!(d.modified, ["bin/full", "etc/over"], "{d:?}");
+    assert!(d.added.is_empty() && d.missing.is_empty(), "{d:?}");
+    assert!(e.store.verify(&info).unwrap().ok());
+    assert_eq!(std::fs::read(&obj).unwrap(), FULL);
+}

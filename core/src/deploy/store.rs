@@ -1,5 +1,6 @@
 //! The OSTree store as an [`ImageSource`].
 
+use std::cell::Cell;
 use std::path::Path;
 
 use super::{DeployError, ImageSource, ImageSpec};
@@ -9,6 +10,7 @@ use crate::store::{Location, LockMode, Store};
 /// Images from the OSTree store; checkouts are hardlinks into the repo.
 pub struct StoreSource {
     store: Store,
+    copied: Cell<u64>,
 }
 
 impl StoreSource {
@@ -18,11 +20,22 @@ impl StoreSource {
             image: String::from("(store)"),
             source: Box::new(source),
         })?;
-        Ok(StoreSource { store })
+        Ok(StoreSource {
+            store,
+            copied: Cell::new(0),
+        })
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Files that the checkouts made through this source so far copied
+    /// instead of hardlinking, because their objects had reached the
+    /// filesystem's link limit ([`crate::store::CheckoutReport::copied`]).
+    /// Read it after `install` or `update` to report them.
+    pub fn copied_files(&self) -> u64 {
+        self.copied.get()
     }
 }
 
@@ -51,7 +64,9 @@ impl ImageSource for StoreSource {
         let _lock = self.store.lock(LockMode::Shared).map_err(err)?;
         // By ID: the name may have moved to another image since resolve().
         let info = self.store.image(&image.image_id).map_err(err)?;
-        self.store.checkout(&info, dest).map_err(err)
+        let report = self.store.checkout(&info, dest).map_err(err)?;
+        self.copied.set(self.copied.get() + report.copied);
+        Ok(())
     }
 
     fn repo(&self) -> Option<String> {

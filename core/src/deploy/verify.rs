@@ -2,7 +2,10 @@
 //!
 //! The rootfs is a hardlink checkout, so an edit made in place inside it also
 //! edits the repo object (which `images verify` finds); an edit that replaces
-//! a file, or adds or removes one, only shows here.
+//! a file, or adds or removes one, only shows here. Every file is re-hashed
+//! as an OSTree object (content, mode, owner, xattrs), so a file the checkout
+//! copied (its object was at the link limit) verifies when it is faithful,
+//! and an edit to it shows here only.
 
 use serde::Serialize;
 

@@ -2,8 +2,8 @@
 //! `Store::checkout`). libostree's `checkout_at` opens every file object and
 //! reads its xattrs; in a bare repo the object files *are* the checked-out
 //! files (content, mode, owner, xattrs; symlinks are stored as symlinks), so
-//! one `linkat` per file is enough. We read only the dirtree and dirmeta
-//! objects.
+//! one `linkat` per regular file is enough. We read only the dirtree and
+//! dirmeta objects, and `stat` each file object for its type.
 //!
 //! Semantics are those of libostree's `checkout_at` with `UnionFiles`,
 //! `process_whiteouts` and `no_copy_fallback`, so that both give the same
@@ -17,8 +17,20 @@
 //! - a non-directory replaces whatever is there (unlink, or remove the
 //!   directory recursively), unless it is the same inode already.
 //!
-//! One deliberate difference: a directory over a non-directory replaces it
-//! (libostree fails with ENOTDIR there).
+//! Deliberate differences:
+//! - a directory over a non-directory replaces it (libostree fails with
+//!   ENOTDIR there);
+//! - symlinks are created (`symlinkat`, then owner and xattrs), never
+//!   hardlinked: a busybox image has ~270 symlinks that are one object, and
+//!   ext4 allows 65,000 links per inode, so hardlinking them stops installs
+//!   of the same image at about 240 containers. libostree hardlinks them
+//!   (and copies once the link fails with EMLINK);
+//! - a regular file whose object has reached the link limit (EMLINK) is
+//!   copied, for that file only, as libostree's copy fallback does (content,
+//!   owner, xattrs, then mode), and also given the object's mtime (libostree
+//!   leaves the copy's mtime at the time of the copy). [`Linker::copied`]
+//!   counts them. `containers verify` re-hashes files, so a faithful copy
+//!   verifies and an edited one does not.
 //!
 //! Created directories are made 0700, get their xattrs at once, and their
 //! owner, mode and mtime (0, like libostree's `OSTREE_TIMESTAMP`) once their
@@ -28,6 +40,7 @@ use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -67,10 +80,28 @@ struct DirMeta {
     xattrs: Vec<(CString, Vec<u8>)>,
 }
 
+/// A symlink object: what `symlinkat` and its metadata need.
+struct SymlinkObject {
+    target: CString,
+    uid: u32,
+    gid: u32,
+    xattrs: Vec<(CString, Vec<u8>)>,
+}
+
 pub(crate) struct Linker<'r> {
     repo: &'r ostree::Repo,
     objects: OwnedFd,
+    objects_path: PathBuf,
     metas: HashMap<String, Rc<DirMeta>>,
+    /// Symlink objects met so far, by object path (busybox: one for ~270).
+    symlinks: HashMap<CString, Rc<SymlinkObject>>,
+    copied: u64,
+}
+
+/// What a file object is, for placing it.
+enum Object {
+    Regular,
+    Symlink(Rc<SymlinkObject>),
 }
 
 /// `objects/XX/YYYY….file` relative to the objects directory.
@@ -124,8 +155,17 @@ impl<'r> Linker<'r> {
         Ok(Linker {
             repo,
             objects: fd,
+            objects_path: objects,
             metas: HashMap::new(),
+            symlinks: HashMap::new(),
+            copied: 0,
         })
+    }
+
+    /// Regular files copied so far because their object had reached the
+    /// filesystem's link limit.
+    pub(crate) fn copied(&self) -> u64 {
+        self.copied
     }
 
     fn dirmeta(&mut self, csum: &[u8], path: &Path) -> Res<Rc<DirMeta>> {
@@ -294,25 +334,10 @@ impl<'r> Linker<'r> {
                     io::Error::from(io::ErrorKind::InvalidData),
                 )
             })?;
-            match rfs::linkat(&self.objects, &obj, dfd, &n, AtFlags::empty()) {
-                Ok(()) => {}
-                Err(Errno::EXIST) if !created => {
-                    path.push(fname);
-                    let r = self.replace(dfd, &obj, &n, path);
-                    path.pop();
-                    r?;
-                }
-                Err(e) => {
-                    path.push(fname);
-                    let f = fail(
-                        format!("hardlinking object {} to", obj.to_string_lossy()),
-                        path,
-                        e,
-                    );
-                    path.pop();
-                    return Err(f);
-                }
-            }
+            path.push(fname);
+            let r = self.place(dfd, &obj, &n, path, !created);
+            path.pop();
+            r?;
         }
 
         for (dname, t, m) in &dirs {
@@ -347,9 +372,68 @@ impl<'r> Linker<'r> {
         Ok(())
     }
 
-    /// `name` exists in `dir`: replace it with the object `obj`, unless it is
-    /// that object already.
-    fn replace(&self, dir: BorrowedFd, obj: &CStr, name: &CStr, path: &Path) -> Res<()> {
+    /// The object `obj`: a regular file, or a symlink (read once).
+    fn object(&mut self, obj: &CStr, path: &Path) -> Res<Object> {
+        if let Some(l) = self.symlinks.get(obj) {
+            return Ok(Object::Symlink(l.clone()));
+        }
+        let st = rfs::statat(&self.objects, obj, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| fail(obj_what("stat object", obj), path, e))?;
+        match rfs::FileType::from_raw_mode(st.st_mode) {
+            rfs::FileType::RegularFile => Ok(Object::Regular),
+            rfs::FileType::Symlink => {
+                let target = rfs::readlinkat(&self.objects, obj, Vec::new())
+                    .map_err(|e| fail(obj_what("read symlink object", obj), path, e))?;
+                let full = self
+                    .objects_path
+                    .join(std::ffi::OsStr::from_bytes(obj.to_bytes()));
+                let xattrs = list_xattrs(
+                    |b| rfs::llistxattr(&full, b),
+                    |n, b| rfs::lgetxattr(&full, n, b),
+                )
+                .map_err(|e| fail(obj_what("read the xattrs of object", obj), path, e))?;
+                let l = Rc::new(SymlinkObject {
+                    target,
+                    uid: st.st_uid,
+                    gid: st.st_gid,
+                    xattrs,
+                });
+                self.symlinks.insert(obj.to_owned(), l.clone());
+                Ok(Object::Symlink(l))
+            }
+            _ => Err(fail(
+                obj_what("unexpected file type of object", obj),
+                path,
+                io::Error::from(io::ErrorKind::InvalidData),
+            )),
+        }
+    }
+
+    /// Put the object `obj` at `name` in `dir`. With `union`, `name` may
+    /// exist (from a lower layer) and is replaced unless it is that object
+    /// already.
+    fn place(
+        &mut self,
+        dir: BorrowedFd,
+        obj: &CStr,
+        name: &CStr,
+        path: &Path,
+        union: bool,
+    ) -> Res<()> {
+        match self.object(obj, path)? {
+            Object::Symlink(l) => symlink(dir, &l, name, path, union),
+            Object::Regular => match rfs::linkat(&self.objects, obj, dir, name, AtFlags::empty()) {
+                Ok(()) => Ok(()),
+                Err(Errno::EXIST) if union => self.replace(dir, obj, name, path),
+                Err(Errno::MLINK) => self.copy(dir, obj, name, path),
+                Err(e) => Err(fail(obj_what("hardlinking object", obj) + " to", path, e)),
+            },
+        }
+    }
+
+    /// `name` exists in `dir`: replace it with the regular file object
+    /// `obj`, unless it is that object already.
+    fn replace(&mut self, dir: BorrowedFd, obj: &CStr, name: &CStr, path: &Path) -> Res<()> {
         let src = rfs::statat(&self.objects, obj, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| fail("stat object for", path, e))?;
         let dst =
@@ -358,12 +442,139 @@ impl<'r> Linker<'r> {
             return Ok(());
         }
         rm_rf_at(dir, name, path)?;
-        rfs::linkat(&self.objects, obj, dir, name, AtFlags::empty()).map_err(|e| {
-            fail(
-                format!("hardlinking object {} to", obj.to_string_lossy()),
+        match rfs::linkat(&self.objects, obj, dir, name, AtFlags::empty()) {
+            Ok(()) => Ok(()),
+            Err(Errno::MLINK) => self.copy(dir, obj, name, path),
+            Err(e) => Err(fail(obj_what("hardlinking object", obj) + " to", path, e)),
+        }
+    }
+
+    /// The regular file object `obj` has reached the link limit: copy it to
+    /// `name` (which does not exist) with its owner, xattrs, mode and mtime.
+    fn copy(&mut self, dir: BorrowedFd, obj: &CStr, name: &CStr, path: &Path) -> Res<()> {
+        let what = obj_what("copying object", obj) + " (at the link limit) to";
+        let f = |e: Errno| fail(what.clone(), path, e);
+        let src = rfs::openat(
+            &self.objects,
+            obj,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(f)?;
+        let st = rfs::fstat(&src).map_err(f)?;
+        let xattrs = list_xattrs(
+            |b| rfs::flistxattr(&src, b),
+            |n, b| rfs::fgetxattr(&src, n, b),
+        )
+        .map_err(f)?;
+        let dst = rfs::openat(
+            dir,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(f)?;
+        let mut from = std::fs::File::from(src);
+        let mut to = std::fs::File::from(dst);
+        // copy_file_range where the kernel has it.
+        let n = io::copy(&mut from, &mut to).map_err(|e| fail(what.clone(), path, e))?;
+        if n != st.st_size as u64 {
+            return Err(fail(
+                what.clone(),
                 path,
-                e,
-            )
-        })
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("copied {n} of {} bytes", st.st_size),
+                ),
+            ));
+        }
+        // Owner first: chown clears setuid bits and file capabilities.
+        rfs::fchown(
+            &to,
+            Some(rfs::Uid::from_raw(st.st_uid)),
+            Some(rfs::Gid::from_raw(st.st_gid)),
+        )
+        .map_err(f)?;
+        for (n, v) in &xattrs {
+            rfs::fsetxattr(&to, n.as_c_str(), v, XattrFlags::empty()).map_err(f)?;
+        }
+        rfs::fchmod(&to, Mode::from_raw_mode(st.st_mode & 0o7777)).map_err(f)?;
+        let times = Timestamps {
+            last_access: Timespec {
+                tv_sec: 0,
+                tv_nsec: rfs::UTIME_OMIT,
+            },
+            last_modification: Timespec {
+                tv_sec: st.st_mtime,
+                tv_nsec: st.st_mtime_nsec as _,
+            },
+        };
+        rfs::futimens(&to, &times).map_err(f)?;
+        self.copied += 1;
+        Ok(())
+    }
+}
+
+fn obj_what(what: &str, obj: &CStr) -> String {
+    format!("{what} {}", obj.to_string_lossy())
+}
+
+/// Create the symlink `l` at `name` in `dir`, replacing what is there with
+/// `union`, with the object's owner and xattrs.
+fn symlink(dir: BorrowedFd, l: &SymlinkObject, name: &CStr, path: &Path, union: bool) -> Res<()> {
+    match rfs::symlinkat(l.target.as_c_str(), dir, name) {
+        Ok(()) => {}
+        Err(Errno::EXIST) if union => {
+            rm_rf_at(dir, name, path)?;
+            rfs::symlinkat(l.target.as_c_str(), dir, name)
+                .map_err(|e| fail("creating symlink", path, e))?;
+        }
+        Err(e) => return Err(fail("creating symlink", path, e)),
+    }
+    rfs::chownat(
+        dir,
+        name,
+        Some(rfs::Uid::from_raw(l.uid)),
+        Some(rfs::Gid::from_raw(l.gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| fail("chown", path, e))?;
+    for (n, v) in &l.xattrs {
+        rfs::lsetxattr(path, n.as_c_str(), v, XattrFlags::empty())
+            .map_err(|e| fail(format!("setting xattr {} on", n.to_string_lossy()), path, e))?;
+    }
+    Ok(())
+}
+
+/// All xattrs, through `list` and `get` (the `l*` or `f*` calls).
+fn list_xattrs(
+    list: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
+    get: impl Fn(&CStr, &mut [u8]) -> rustix::io::Result<usize>,
+) -> Result<Vec<(CString, Vec<u8>)>, Errno> {
+    let names = grow(|b| list(b))?;
+    let mut out = Vec::new();
+    for n in names.split(|&c| c == 0).filter(|n| !n.is_empty()) {
+        let n = CString::new(n).expect("split at NUL");
+        let v = grow(|b| get(&n, b))?;
+        out.push((n, v));
+    }
+    Ok(out)
+}
+
+/// Call `f` with a buffer large enough for its answer (ERANGE: retry larger).
+fn grow(f: impl Fn(&mut [u8]) -> rustix::io::Result<usize>) -> Result<Vec<u8>, Errno> {
+    let mut buf = vec![0u8; 256];
+    loop {
+        match f(&mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            Err(Errno::RANGE) if buf.len() < 1 << 20 => {
+                let len = buf.len() * 4;
+                buf.resize(len, 0);
+            }
+            Err(e) => return Err(e),
+        }
     }
 }

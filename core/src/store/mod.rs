@@ -185,6 +185,8 @@ pub enum StoreError {
         #[source]
         source: glib::Error,
     },
+    #[error("cannot check out into {dest}: not on the filesystem of the OSTree repo at {repo} (a checkout is hardlinks into it)")]
+    CrossDevice { repo: PathBuf, dest: PathBuf },
     #[error("checkout destination {path} already exists")]
     DestExists { path: PathBuf },
     #[error("checking out layer {digest} of image '{name}' into {dest}")]
@@ -392,6 +394,14 @@ impl CheckoutDiff {
     pub fn ok(&self) -> bool {
         self.modified.is_empty() && self.added.is_empty() && self.missing.is_empty()
     }
+}
+
+/// What a checkout did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CheckoutReport {
+    /// Regular files copied instead of hardlinked, because their object had
+    /// reached the filesystem's link limit (EMLINK: 65,000 on ext4).
+    pub copied: u64,
 }
 
 /// An entry of an image's union tree.
@@ -774,13 +784,15 @@ impl Store {
     }
 
     /// Union checkout of all layers into `dest`, which must not exist (its
-    /// parent must): hardlinks into the repo (no copy fallback), layers in
-    /// order with whiteouts and opaque directories applied, one `syncfs` at
-    /// the end. On failure, `dest` is removed.
+    /// parent must, on the repo's filesystem): regular files hardlinked into
+    /// the repo, symlinks created, layers in order with whiteouts and opaque
+    /// directories applied, one `syncfs` at the end. A file whose object has
+    /// reached the link limit is copied (the report counts them); nothing
+    /// else is. On failure, `dest` is removed.
     ///
     /// Uses our own checkout ([`CheckoutMethod::Hardlink`]), or libostree's
     /// when `SYSCONTAINER_CHECKOUT=libostree`.
-    pub fn checkout(&self, img: &ImageInfo, dest: &Path) -> Result<(), StoreError> {
+    pub fn checkout(&self, img: &ImageInfo, dest: &Path) -> Result<CheckoutReport, StoreError> {
         let method = match std::env::var_os("SYSCONTAINER_CHECKOUT") {
             Some(v) if v == "libostree" => CheckoutMethod::Libostree,
             _ => CheckoutMethod::Hardlink,
@@ -794,7 +806,7 @@ impl Store {
         img: &ImageInfo,
         dest: &Path,
         method: CheckoutMethod,
-    ) -> Result<(), StoreError> {
+    ) -> Result<CheckoutReport, StoreError> {
         if fs::symlink_metadata(dest).is_ok() {
             return Err(StoreError::DestExists {
                 path: dest.to_path_buf(),
@@ -817,11 +829,12 @@ impl Store {
                     source,
                 })?;
             }
-            match method {
+            let report = match method {
                 CheckoutMethod::Hardlink => self.checkout_hardlink(img, &commits, dest)?,
                 CheckoutMethod::Libostree => self.checkout_libostree(img, &commits, dest)?,
-            }
-            syncfs(dest)
+            };
+            syncfs(dest)?;
+            Ok(report)
         })();
         if res.is_err() {
             let _ = fs::remove_dir_all(dest);
@@ -834,7 +847,7 @@ impl Store {
         img: &ImageInfo,
         commits: &[(&String, String)],
         dest: &Path,
-    ) -> Result<(), StoreError> {
+    ) -> Result<CheckoutReport, StoreError> {
         let err = |digest: &str, f: CheckoutFailure| StoreError::CheckoutIo {
             name: img.name.clone(),
             digest: digest.to_string(),
@@ -848,20 +861,37 @@ impl Store {
             linker.layer(commit, dest).map_err(|f| err(digest, f))?;
             crate::failpoint!("checkout.layer");
         }
-        Ok(())
+        Ok(CheckoutReport {
+            copied: linker.copied(),
+        })
     }
 
+    /// libostree's checkout. It hardlinks symlinks too, and with
+    /// `no_copy_fallback` fails on the first object at the link limit; so
+    /// the copy fallback is allowed (libostree then copies a file or
+    /// recreates a symlink when `linkat` fails with EMLINK, EXDEV or EPERM),
+    /// and the same-filesystem check that `no_copy_fallback` made is ours.
+    /// libostree does not say what it copied: the report counts the regular
+    /// files with one link (libostree also always copies empty files, which
+    /// are not counted).
     fn checkout_libostree(
         &self,
         img: &ImageInfo,
         commits: &[(&String, String)],
         dest: &Path,
-    ) -> Result<(), StoreError> {
+    ) -> Result<CheckoutReport, StoreError> {
+        let parent = dest.parent().unwrap_or(Path::new("/"));
+        if !same_fs(&self.repo_real, parent) {
+            return Err(StoreError::CrossDevice {
+                repo: self.repo_real.clone(),
+                dest: dest.to_path_buf(),
+            });
+        }
         let opts = ostree::RepoCheckoutAtOptions {
             mode: ostree::RepoCheckoutMode::None,
             overwrite_mode: ostree::RepoCheckoutOverwriteMode::UnionFiles,
             process_whiteouts: true,
-            no_copy_fallback: true,
+            no_copy_fallback: false,
             ..Default::default()
         };
         for (digest, commit) in commits {
@@ -881,7 +911,24 @@ impl Store {
                 })?;
             crate::failpoint!("checkout.layer");
         }
-        Ok(())
+        let mut copied = 0;
+        let mut stack = vec![dest.to_path_buf()];
+        let rd_err = |p: &Path| {
+            let p = p.to_path_buf();
+            move |source| StoreError::ReadDeployment { path: p, source }
+        };
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).map_err(rd_err(&d))? {
+                let e = e.map_err(rd_err(&d))?;
+                let md = fs::symlink_metadata(e.path()).map_err(rd_err(&e.path()))?;
+                if md.is_dir() {
+                    stack.push(e.path());
+                } else if md.is_file() && md.nlink() == 1 && md.len() > 0 {
+                    copied += 1;
+                }
+            }
+        }
+        Ok(CheckoutReport { copied })
     }
 
     fn layer_roots(&self, img: &ImageInfo) -> Result<Vec<gio::File>, StoreError> {
