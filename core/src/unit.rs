@@ -28,7 +28,11 @@ use crate::record::Record;
 use crate::template::{self, TemplateError};
 use crate::vars::Vars;
 
-/// The unit used when the image ships no `service.template`.
+/// The unit used when the image ships no `service.template`. A start that
+/// fails because the record or template is invalid (exit status 3) or the
+/// deployment or image is missing (4) is not retried: it would fail again.
+/// A missing working directory is left to the helper to report (exit 4):
+/// systemd's own failure, 200/CHDIR, would be retried forever.
 pub const DEFAULT_SERVICE_TEMPLATE: &str = "\
 [Unit]
 Description=System container $NAME
@@ -38,7 +42,8 @@ ExecStart=$EXEC_START
 ExecStop=$EXEC_STOP
 ExecStopPost=$EXEC_STOPPOST
 Restart=on-failure
-WorkingDirectory=$DESTDIR
+RestartPreventExitStatus=3 4
+WorkingDirectory=-$DESTDIR
 ";
 
 /// The program named in the first line of every unit.
@@ -368,8 +373,11 @@ mod tests {
             u.contains("\nExecStart=/usr/libexec/syscontainer-exec run web\n")
                 || u.contains("syscontainer-exec run web\n")
         );
-        assert!(u.contains("\nRestart=on-failure\n"));
-        assert!(u.contains("\nWorkingDirectory=/var/lib/containers/atomic/web.0\n"));
+        assert!(
+            u.contains("\nRestart=on-failure\nRestartPreventExitStatus=3 4\n"),
+            "{u}"
+        );
+        assert!(u.contains("\nWorkingDirectory=-/var/lib/containers/atomic/web.0\n"));
         assert!(!u.contains("[Install]") && !u.contains("WantedBy"), "{u}");
     }
 
@@ -398,6 +406,15 @@ mod tests {
         let w: Vec<_> = u.install.words.iter().map(|w| w.text.as_str()).collect();
         // a substituted '%' stays literal: no specifier from a value
         assert_eq!(w, ["a.target", "b%%n.service", "x.service"]);
+    }
+
+    /// The built-in template names the exec helper's own exit codes.
+    #[cfg(feature = "runtime")]
+    #[test]
+    fn restart_prevent_exit_status_is_the_helpers() {
+        use crate::exec::{EXIT_INVALID, EXIT_MISSING};
+        let line = format!("\nRestartPreventExitStatus={EXIT_INVALID} {EXIT_MISSING}\n");
+        assert!(DEFAULT_SERVICE_TEMPLATE.contains(&line), "{line}");
     }
 
     #[test]
