@@ -16,7 +16,10 @@ GEN=$(realpath "${1:-target/release/syscontainer-generator}")
 HELPER=$(realpath "${2:-target/release/syscontainer-exec}")
 for f in "$GEN" "$HELPER"; do [ -x "$f" ] || { echo "FAIL: $f is not built" >&2; exit 1; }; done
 command -v systemd-analyze >/dev/null || { echo "FAIL: systemd-analyze missing" >&2; exit 1; }
-HELPER_PATH=$(strings "$GEN" | grep -o '/[^ "]*/syscontainer-exec' | head -1)
+# The helper's path as the generator writes it (set at build time), from its
+# own output: grepping the binary's strings breaks when literals are packed.
+HELPER_PATH=$(SYSCONTAINER_ROOT=tests/golden/minimal/input SYSCONTAINER_LOG=stderr "$GEN" --dry-run 2>/dev/null |
+  sed -n 's/^ExecStart=\(\/[^ ]*\/syscontainer-exec\) .*/\1/p' | head -1)
 HELPER_PATH=${HELPER_PATH:-/usr/libexec/syscontainer-exec}
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 

@@ -1,10 +1,12 @@
 //! Records to units: a pure conversion ([`convert`]) and a small writer
 //! ([`write_outputs`]).
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::install_section::{self, BadValue, Link};
 use crate::paths::{self, Root};
 use crate::record::{self, Found, FoundState};
 use crate::unit;
@@ -32,18 +34,55 @@ pub struct Generated {
     pub failed: usize,
 }
 
+/// The unit names of one generator run: every record's unit, and the aliases
+/// given so far (records are converted in name order, so the first record
+/// that asks for an alias gets it).
+#[derive(Debug, Default)]
+pub struct Names {
+    units: HashSet<String>,
+    aliases: HashMap<String, String>,
+}
+
+impl Names {
+    /// The names of all the records of the run, masked and broken included.
+    pub fn new<'a>(records: impl IntoIterator<Item = &'a str>) -> Self {
+        Names {
+            units: records
+                .into_iter()
+                .map(|n| format!("{n}.service"))
+                .collect(),
+            aliases: HashMap::new(),
+        }
+    }
+
+    /// Why `alias` cannot be given, if it cannot.
+    fn taken(&self, alias: &str) -> Option<BadValue> {
+        if self.units.contains(alias) {
+            let n = alias.strip_suffix(".service").unwrap_or(alias);
+            return Some(BadValue::TakenByRecord(n.to_string()));
+        }
+        self.aliases
+            .get(alias)
+            .map(|owner| BadValue::TakenByAlias(owner.clone()))
+    }
+}
+
 /// Turn discovered records into units and symlinks. Pure: touches no disk.
 pub fn convert(found: &[Found]) -> Generated {
     let mut g = Generated::default();
+    let mut names = Names::new(found.iter().map(|f| f.name.as_str()));
     for f in found {
-        convert_one(f, &mut g);
+        convert_one(f, &mut names, &mut g);
     }
     g.outputs.sort_by(|a, b| out_path(a).cmp(out_path(b)));
     g
 }
 
-/// Turn one record into its unit and symlinks, appending to `g`.
-pub fn convert_one(f: &Found, g: &mut Generated) {
+/// Turn one record into its unit and symlinks, appending to `g`. An enabled
+/// container is wanted by its record's target and by `syscontainers.target`,
+/// and gets the links of its unit's `[Install]` section
+/// ([`install_section`]); a disabled one gets no link at all.
+pub fn convert_one(f: &Found, names: &mut Names, g: &mut Generated) {
     let unit_name = format!("{}.service", f.name);
     let broken = |g: &mut Generated, reason: String| {
         g.failed += 1;
@@ -69,26 +108,56 @@ pub fn convert_one(f: &Found, g: &mut Generated) {
             }
             match unit::render(record, &f.path) {
                 Err(e) => broken(g, e.to_string()),
-                Ok(text) => {
+                Ok(rendered) => {
                     g.outputs.push(Output::Unit {
                         path: PathBuf::from(&unit_name),
-                        text,
+                        text: rendered.text,
                     });
                     if record.enabled {
-                        let mut targets = vec![record.target.as_str()];
-                        if record.target != paths::CONTAINERS_TARGET {
-                            targets.push(paths::CONTAINERS_TARGET);
-                        }
-                        for t in targets {
-                            g.outputs.push(Output::Symlink {
-                                path: Path::new(&format!("{t}.wants")).join(&unit_name),
-                                target: Path::new("..").join(&unit_name),
-                            });
-                        }
+                        install_links(f, record, &rendered.install, &unit_name, names, g);
                     }
                 }
             }
         }
+    }
+}
+
+/// The links of an enabled container: its target's and syscontainers.target's
+/// `.wants/`, then those of its `[Install]` section.
+fn install_links(
+    f: &Found,
+    record: &crate::record::Record,
+    install: &install_section::Section,
+    unit_name: &str,
+    names: &mut Names,
+    g: &mut Generated,
+) {
+    let plan = install_section::plan(install, unit_name, &f.path, &|a| names.taken(a));
+    let mut links: BTreeSet<Link> = [record.target.as_str(), paths::CONTAINERS_TARGET]
+        .into_iter()
+        .map(|t| Link::Dependency {
+            dir: format!("{t}.wants"),
+        })
+        .collect();
+    links.extend(plan.links);
+    for l in &links {
+        if let Link::Alias { name } = l {
+            names.aliases.insert(name.clone(), f.name.clone());
+        }
+        let (path, target) = l.path_and_target(unit_name);
+        g.outputs.push(Output::Symlink { path, target });
+    }
+    if !plan.also.is_empty() {
+        g.messages.push(Message::Warn(format!(
+            "record {}: Also={} is not applied: the generator only links its own units; enable those with systemctl enable",
+            f.path.display(),
+            plan.also.join(" ")
+        )));
+    }
+    if !plan.errors.is_empty() {
+        g.failed += 1;
+        g.messages
+            .extend(plan.errors.iter().map(|e| Message::Error(e.to_string())));
     }
 }
 
@@ -107,6 +176,7 @@ where
     F: FnMut(Generated),
 {
     let (cands, errors) = record::scan(root);
+    let mut names = Names::new(cands.iter().map(|c| c.name.as_str()));
     let mut failed = 0;
     if !errors.is_empty() {
         failed += errors.len();
@@ -121,7 +191,7 @@ where
     }
     for c in &cands {
         let mut g = Generated::default();
-        convert_one(&c.load(), &mut g);
+        convert_one(&c.load(), &mut names, &mut g);
         failed += g.failed;
         sink(g);
     }
@@ -273,6 +343,69 @@ mod tests {
         }
         let g = convert(&[f]);
         assert!(g.outputs.is_empty() && g.failed == 0, "{g:?}");
+    }
+
+    fn with_template(name: &str, enabled: bool, tpl: &str) -> Found {
+        let mut f = ok(name, enabled, "multi-user.target");
+        if let FoundState::Ok { record, .. } = &mut f.state {
+            record.service_template = Some(tpl.to_string());
+        }
+        f
+    }
+
+    fn links(g: &Generated) -> Vec<String> {
+        g.outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Symlink { path, target } => {
+                    Some(format!("{} -> {}", path.display(), target.display()))
+                }
+                Output::Unit { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn install_section_links_and_alias_claims() {
+        let tpl = |extra: &str| format!("[Service]\nExecStart=/bin/true\n[Install]\n{extra}\n");
+        let g = convert(&[
+            with_template("a", true, &tpl("WantedBy=multi-user.target\nRequiredBy=docker.service\nAlias=shared.service b.service")),
+            with_template("b", true, &tpl("Alias=shared.service b2.service\nAlso=b.socket")),
+            with_template("c", false, &tpl("Alias=c2.service\nWantedBy=x.target")),
+            found("m", FoundState::Masked),
+            with_template("z", true, &tpl("Alias=m.service")),
+        ]);
+        assert_eq!(
+            links(&g),
+            [
+                "b2.service -> b.service",
+                "docker.service.requires/a.service -> ../a.service",
+                "multi-user.target.wants/a.service -> ../a.service",
+                "multi-user.target.wants/b.service -> ../b.service",
+                "multi-user.target.wants/z.service -> ../z.service",
+                "shared.service -> a.service",
+                "syscontainers.target.wants/a.service -> ../a.service",
+                "syscontainers.target.wants/b.service -> ../b.service",
+                "syscontainers.target.wants/z.service -> ../z.service",
+            ]
+        );
+        // a, b and z each lose an alias; the disabled c is not looked at
+        assert_eq!(g.failed, 3, "{:#?}", g.messages);
+        let msgs: Vec<String> = g.messages.iter().map(|m| format!("{m:?}")).collect();
+        assert!(msgs.iter().any(|m| m.contains("a.json: service template line 6: Alias=b.service is ignored: it is the unit of container 'b'")), "{msgs:#?}");
+        assert!(msgs.iter().any(|m| m.contains("b.json: service template line 4: Alias=shared.service is ignored: it is already an alias of container 'a'")), "{msgs:#?}");
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("z.json") && m.contains("container 'm'")),
+            "{msgs:#?}"
+        );
+        assert!(
+            msgs.iter().any(
+                |m| m.starts_with("Warn") && m.contains("b.json: Also=b.socket is not applied")
+            ),
+            "{msgs:#?}"
+        );
+        assert!(!msgs.iter().any(|m| m.contains("c.json")), "{msgs:#?}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod failpoint;
 pub mod fsutil;
 pub mod generate;
 pub mod imgref;
+pub mod install_section;
 pub mod kmsg;
 pub mod name;
 pub mod paths;

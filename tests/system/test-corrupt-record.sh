@@ -18,6 +18,9 @@ check "install good2" sc_install good2 hello --set RECEIVER=Good2
 check "clean poweroff after boot 1" shutdown_guest
 
 printf '{"version":1,"name":"bad","image":' >"$ROOT$RECDIR/bad.json"
+# gone: a valid record (built-in template, disabled) whose deployment is missing
+jq '.name = "gone" | .enabled = false | .service_template = null
+    | .deployment = "/var/lib/containers/atomic/gone.0"' "$ROOT$RECDIR/good1.json" >"$ROOT$RECDIR/gone.json"
 printf '{"version":1,"name":"worse","enabled":"yes please"}\n' >"$ROOT$RECDIR/worse.json"
 mark=$(kmsg_mark)
 
@@ -64,6 +67,14 @@ check "the journal of bad.service says why" \
     gsh "journalctl -b -u bad -o cat --no-pager | grep -E 'cannot start bad: .*$RECDIR/bad.json'"
 check "worse: systemctl status names its file" status_says_why worse
 check "starting worse fails too" not g systemctl start worse
+# Issue 9, item 7: Restart=on-failure must not loop on a start that can never
+# succeed (the exec helper exits 4: deployment missing).
+never_restarted() {   # never_restarted NAME: failed with status 4, no restart after 1.5 s
+    g systemctl start "$1"
+    sleep 1.5
+    prop_is "$1" ExecMainStatus 4 && prop_is "$1" NRestarts 0 && prop_is "$1" ActiveState failed
+}
+check "gone (deployment missing) fails with exit status 4 and is not restarted" never_restarted gone
 check "good1 untouched by the failed starts" same_ident good1 "$good1_id"
 check "good1 and good2 still active" g systemctl is-active good1 good2
 check "syscontainer-generator --dry-run reports bad.json and worse.json" \

@@ -16,7 +16,8 @@ GENDIR=/run/systemd/generator
 ZERO_ID=sha256:0000000000000000000000000000000000000000000000000000000000000000
 
 # record NAME ENABLED: a record whose service is `sh` printing a line and
-# sleeping. The template exercises $NAME, ${NAME}, $DESTDIR and $$.
+# sleeping. The template exercises $NAME, ${NAME}, $DESTDIR and $$, and its
+# [Install] section RequiredBy= and Alias= (issue 9, item 5).
 record() {
     local name=$1 enabled=$2 tmpl
     tmpl="[Unit]
@@ -26,6 +27,8 @@ Environment=SC_LITERAL=a\$\$b SC_DEST=\$DESTDIR
 ExecStart=/bin/sh -c 'echo started \$NAME; exec sleep infinity'
 [Install]
 WantedBy=multi-user.target
+RequiredBy=sysdemo.target
+Alias=\$NAME-alias.service
 "
     jq -n --arg name "$name" --argjson enabled "$enabled" --arg tmpl "$tmpl" --arg id "$ZERO_ID" '{
         version: 1, name: $name, image: ("example.org/" + $name + ":latest"), image_id: $id,
@@ -61,6 +64,12 @@ enable_refused() {
     out=$(g systemctl enable "$1" 2>&1) && { echo "enable succeeded: $out"; return 1; }
     echo "$out"
     echo "$out" | grep -q "generated"
+}
+words_are() {    # words_are UNIT PROPERTY WORDS: the same words, in any order
+    local v
+    v=$(prop "$1" "$2" | tr ' ' '\n' | sort | xargs)
+    echo "$1 $2=$v (want $3)"
+    [ "$v" = "$3" ]
 }
 prop_is() {      # prop_is UNIT PROPERTY VALUE
     local v
@@ -127,6 +136,11 @@ check "generator is installed in the guest's generator dir" \
     test -x "$(guest_file "$GUEST_GENERATOR_DIR/syscontainer-generator")"
 write_record alpha true
 write_record beta false
+# the unit that the records' [Install] RequiredBy= names; started at boot, so
+# that it stays loaded and shows its dependencies
+mkdir -p "$ROOT/etc/systemd/system/multi-user.target.wants"
+printf '[Unit]\nDescription=RequiredBy= test target\n' >"$ROOT/etc/systemd/system/sysdemo.target"
+ln -sf ../sysdemo.target "$ROOT/etc/systemd/system/multi-user.target.wants/sysdemo.target"
 # alpha's and gamma's deployment dirs exist, beta's does not: RequiresMountsFor=
 # on a missing path must not matter for a plain command.
 mkdir -p "$ROOT/var/lib/containers/atomic/alpha.0" "$ROOT/var/lib/containers/atomic/gamma.0"
@@ -146,6 +160,11 @@ check "disabled beta is inactive after boot" is_inactive beta
 check "template: \$\$ -> \$, \$DESTDIR -> the deployment (alpha's environment)" \
     main_env_has alpha 'SC_LITERAL=a[$]b' 'SC_DEST=/var/lib/containers/atomic/alpha(\.0)?'
 check "systemctl enable alpha is refused (generated unit)" enable_refused alpha
+check "[Install] RequiredBy=sysdemo.target: sysdemo.target Requires=alpha.service, not beta (disabled)" \
+    words_are sysdemo.target Requires alpha.service
+check "[Install] RequiredBy=: systemctl show -p RequiredBy alpha" words_are alpha RequiredBy sysdemo.target
+check "[Install] Alias=alpha-alias.service is alpha.service" prop_is alpha-alias.service Id alpha.service
+check "disabled beta has no alias" prop_is beta-alias.service LoadState not-found
 
 check "systemctl stop alpha" g systemctl stop alpha
 check "alpha inactive after stop" is_inactive alpha
@@ -165,6 +184,8 @@ write_record gamma true
 check "daemon-reload with gamma.json added" g systemctl daemon-reload
 check "gamma.service appears (UnitFileState=generated)" generated_unit_ok gamma
 check "gamma is loaded" prop_is gamma LoadState loaded
+check "after daemon-reload, sysdemo.target requires alpha and gamma" \
+    words_are sysdemo.target Requires "alpha.service gamma.service"
 check "alpha was not restarted by the reload" same_ident alpha "$alpha_id"
 check "beta was not restarted by the reload" same_ident beta "$beta_id"
 check "systemctl start gamma" g systemctl start gamma
