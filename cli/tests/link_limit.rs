@@ -286,7 +286,7 @@ fn four_hundred_installs_of_one_image_on_ext4() {
     }
     // The middle ones through the library (no process start: quicker).
     let r = Root::new(&root);
-    let src = StoreSource::open(&r).unwrap();
+    let src = StoreSource::open(&r, &syscontainer::store::Location::default()).unwrap();
     for n in TIMED + 1..=INSTALLS - TIMED {
         let opts = InstallOptions {
             name: Some(format!("c{n}")),

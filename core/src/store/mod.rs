@@ -275,6 +275,7 @@ impl StoreError {
             | InUse { .. }
             | Transaction { .. }
             | DestExists { .. }
+            | CrossDevice { .. }
             | Checkout { .. }
             | CheckoutIo { .. }
             | Sync { .. }
