@@ -494,7 +494,10 @@ fn hostfs_v2_exports(tmp: &Path) -> PathBuf {
             ),
             ("service.template", &rd("service.template")),
             ("tmpfiles.template", &rd("tmpfiles.template")),
-            ("hostfs/usr/local/lib/secret-message", "Hello v2 $RECEIVER\n"),
+            (
+                "hostfs/usr/local/lib/secret-message",
+                "Hello v2 $RECEIVER\n",
+            ),
             (
                 "hostfs/usr/local/lib/secret-message-template",
                 &rd("message-template"),
@@ -553,12 +556,21 @@ fn rollback_restores_host_files() {
     let s = deploy::rollback(&root, "rb").unwrap();
     assert!(s.to.ends_with("rb.0"), "{s:?}");
     assert_eq!(contents(&lib), v1);
-    assert!(s.not_restored.is_empty() && s.kept_host_files.is_empty(), "{s:?}");
-    assert_eq!(Record::load(&root, "rb").unwrap().0.host_files, r0.host_files);
+    assert!(
+        s.not_restored.is_empty() && s.kept_host_files.is_empty(),
+        "{s:?}"
+    );
+    assert_eq!(
+        Record::load(&root, "rb").unwrap().0.host_files,
+        r0.host_files
+    );
     // And forth again.
     deploy::rollback(&root, "rb").unwrap();
     assert_eq!(contents(&lib), v2);
-    assert_eq!(Record::load(&root, "rb").unwrap().0.host_files, r1.host_files);
+    assert_eq!(
+        Record::load(&root, "rb").unwrap().0.host_files,
+        r1.host_files
+    );
 
     // The admin edits a file only v2 has, and one whose v1 content differs:
     // the rollback leaves both as they are, and names them.

@@ -266,7 +266,7 @@ fn remove_unchanged(root: &Root, files: &[HostFile], keep: &[HostFile], warn: bo
             Some(_) => {
                 if warn {
                     log::warn!(
-                    "host file {} was modified since it was installed; left in place",
+                        "host file {} was modified since it was installed; left in place",
                         h.path
                     );
                 }
