@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use syscontainer::deploy::{
-    self, store::StoreSource, InstallOptions, UpdateOptions, UpdateOutcome,
+    self, store::StoreSource, InstallOptions, Switched, UpdateOptions, UpdateOutcome,
 };
 use syscontainer::paths::Root;
 
@@ -81,9 +81,12 @@ pub enum ContainersCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Update to the latest image, new values, or another image
+    /// Update to the latest image, new values, or another image. A running
+    /// container is restarted; if it is not active within --timeout, or does
+    /// not stay up for --settle after that, the update is rolled back
     Update(UpdateArgs),
-    /// Switch back to the previous deployment
+    /// Switch back to the previous deployment, its values and its host
+    /// files (host files the admin changed are left as they are)
     Rollback {
         /// Container name
         name: String,
@@ -117,8 +120,13 @@ pub struct UpdateArgs {
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub tls_verify: bool,
     /// Seconds a restarted unit may take to become active before rolling back
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub timeout: u64,
+    /// Seconds the restarted unit must then stay active, as the same
+    /// process (no restart), for the update to pass; if it leaves 'active'
+    /// or restarts within them, the update is rolled back
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub settle: u64,
     /// Update every installed container
     #[arg(long, conflicts_with_all = ["name", "rebase"])]
     pub all: bool,
@@ -165,6 +173,7 @@ pub fn run(cmd: ContainerCmd, settings: &Settings) -> Result<()> {
                 let s = deploy::rollback(root, &name)
                     .with_context(|| format!("cannot roll back {name}"))?;
                 println!("Rolled back {name} from {} to {}", s.from, s.to);
+                host_files_left(&s);
                 if s.restarted {
                     println!("Restarted {name}.service");
                 }
@@ -264,6 +273,7 @@ fn update(settings: &Settings, a: UpdateArgs) -> Result<()> {
         set: a.set,
         rebase,
         timeout: Duration::from_secs(a.timeout),
+        settle: Duration::from_secs(a.settle),
     };
     let names: Vec<String> = match a.name {
         Some(n) => vec![n],
@@ -281,6 +291,7 @@ fn update(settings: &Settings, a: UpdateArgs) -> Result<()> {
             Ok(UpdateOutcome::Updated(s)) => {
                 println!("{name}: updated from {} to {}", s.from, s.to);
                 report_copied(name, src.copied_files() - before);
+                host_files_left(&s);
                 if s.restarted {
                     println!("{name}: restarted");
                 }
@@ -306,6 +317,16 @@ fn report_copied(name: &str, copied: u64) {
         println!(
             "{name}: {copied} file(s) copied instead of hardlinked (their objects reached the filesystem's link limit)"
         );
+    }
+}
+
+/// Host files a switch left alone because the admin changed them.
+fn host_files_left(s: &Switched) {
+    for f in &s.not_restored {
+        println!("{f} was modified on the host; left in place, not restored");
+    }
+    for f in &s.kept_host_files {
+        println!("{f} was modified since it was installed; left in place");
     }
 }
 

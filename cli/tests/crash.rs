@@ -34,13 +34,21 @@ use syscontainer::paths::{self, Root};
 const BIN: &str = env!("CARGO_BIN_EXE_syscontainer");
 const HELLO: &str = "localhost/sctest/hello:latest";
 const HELLO_V2: &str = "localhost/sctest/hello-v2:latest";
+const HOSTFS_V2: &str = "localhost/sctest/hello-hostfs-v2:latest";
 
 fn fixtures() -> PathBuf {
     let f = PathBuf::from(
         std::env::var("SYSCONTAINER_FIXTURES")
             .unwrap_or_else(|_| "/var/tmp/syscontainer-fixtures".into()),
     );
-    for t in ["hello", "hello-v2", "hello-hostfs", "layered", "tiny"] {
+    for t in [
+        "hello",
+        "hello-v2",
+        "hello-hostfs",
+        "hello-hostfs-v2",
+        "layered",
+        "tiny",
+    ] {
         assert!(
             f.join(format!("{t}.tar")).is_file(),
             "{}/{t}.tar is missing: run tests/fixtures/make-images.sh",
@@ -132,13 +140,18 @@ fn listing(dir: &Path) -> Vec<String> {
 type Reference = BTreeMap<String, Vec<String>>;
 
 fn reference(work: &Path) -> Reference {
-    let root = work.join("reference");
-    fs::create_dir_all(&root).unwrap();
-    for (t, name) in [("hello", "r1"), ("hello-v2", "r2"), ("hello-hostfs", "r3")] {
-        ok(&root, &["install", "--name", name, &tar(t)]);
-    }
+    // hello-hostfs-v2 puts host files where hello-hostfs does: its own root.
+    let images = [
+        ("hello", "r1", "reference"),
+        ("hello-v2", "r2", "reference"),
+        ("hello-hostfs", "r3", "reference"),
+        ("hello-hostfs-v2", "r4", "reference-v2"),
+    ];
     let mut r = Reference::new();
-    for name in ["r1", "r2", "r3"] {
+    for (t, name, dir) in images {
+        let root = work.join(dir);
+        fs::create_dir_all(&root).unwrap();
+        ok(&root, &["install", "--name", name, &tar(t)]);
         let (rec, _) = syscontainer::record::Record::load(&Root::new(&root), name).unwrap();
         let dir = Root::new(&root).join(&rec.deployment);
         r.insert(rec.image_id.clone(), listing(&dir.join("rootfs")));
@@ -298,6 +311,61 @@ fn check(root: &Path, refs: &Reference) -> Findings {
     f
 }
 
+/// The host files (all under /usr/local in the test images) against the
+/// records, for a command that has completed: each file a record lists is
+/// there with its content, and no other is.
+fn host_files(root: &Path) -> Vec<String> {
+    use sha2::{Digest, Sha256};
+    let r = Root::new(root);
+    let mut want = BTreeMap::new();
+    if let Ok(rd) = fs::read_dir(r.join(paths::RECORDS_ETC)) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let Some(name) = n.strip_suffix(".json").filter(|_| !n.starts_with('.')) else {
+                continue;
+            };
+            if let Ok((rec, _)) = syscontainer::record::Record::load(&r, name) {
+                for h in rec.host_files {
+                    want.insert(h.path, h.sha256);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![r.join("/usr/local")];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let logical = format!("/{}", p.strip_prefix(root).unwrap().display());
+            let sha = if m.file_type().is_symlink() {
+                let mut b = b"symlink:".to_vec();
+                b.extend_from_slice(fs::read_link(&p).unwrap().as_os_str().as_encoded_bytes());
+                hex::encode(Sha256::digest(&b))
+            } else {
+                hex::encode(Sha256::digest(fs::read(&p).unwrap()))
+            };
+            match want.remove(&logical) {
+                None => out.push(format!("host file {logical} is in no record")),
+                Some(w) if w != sha => {
+                    out.push(format!("host file {logical} is not what its record says"))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    out.extend(
+        want.keys()
+            .map(|p| format!("host file {p} of a record is missing")),
+    );
+    out
+}
+
 /// One mutating command from a known state.
 struct Scenario {
     cmd: &'static str,
@@ -368,9 +436,21 @@ fn scenarios() -> Vec<Scenario> {
             done: never,
         },
         Scenario {
+            cmd: "containers update",
+            state: "hostfs+v2",
+            args: s(&["containers", "update", "--rebase", HOSTFS_V2, "h1"]),
+            done: never,
+        },
+        Scenario {
             cmd: "containers rollback",
             state: "updated",
             args: s(&["containers", "rollback", "c1"]),
+            done: never,
+        },
+        Scenario {
+            cmd: "containers rollback",
+            state: "hostfs-rebased",
+            args: s(&["containers", "rollback", "h1"]),
             done: never,
         },
         Scenario {
@@ -429,6 +509,13 @@ fn build_state(dir: &Path, state: &str) {
             }
         }
         "hostfs" => ok(dir, &["install", "--name", "h1", &tar("hello-hostfs")]),
+        "hostfs+v2" | "hostfs-rebased" => {
+            ok(dir, &["install", "--name", "h1", &tar("hello-hostfs")]);
+            pull("hello-hostfs-v2");
+            if state == "hostfs-rebased" {
+                ok(dir, &["containers", "update", "--rebase", HOSTFS_V2, "h1"]);
+            }
+        }
         _ => unreachable!("{state}"),
     }
 }
@@ -583,7 +670,8 @@ fn crash_consistency() {
             String::from_utf8_lossy(&o.stderr)
         );
         let log = fs::read_to_string(&log).unwrap_or_default();
-        let f = check(&d, &refs);
+        let mut f = check(&d, &refs);
+        f.corrupt.extend(host_files(&d));
         assert!(
             f.corrupt.is_empty(),
             "{:?} without a crash: {:?}",
@@ -646,7 +734,8 @@ fn crash_consistency() {
                     String::from_utf8_lossy(&o.stderr).trim()
                 ));
             }
-            let f = check(&d, &refs);
+            let mut f = check(&d, &refs);
+            f.corrupt.extend(host_files(&d));
             tally.corrupt += f.corrupt.len() + f.link_behind.len();
             problems.extend(
                 f.corrupt

@@ -231,6 +231,9 @@ pub fn render(rec: &Record, source: &Path) -> Result<Rendered, UnitError> {
         let _ = writeln!(unit_lines, "RequiresMountsFor={}", mounts.join(" "));
     }
     let _ = writeln!(unit_lines, "PartOf={}", paths::CONTAINERS_TARGET);
+    // Stopped before the target (the reverse of After=): `systemctl stop
+    // syscontainers.target` returns once every container has stopped.
+    let _ = writeln!(unit_lines, "After={}", paths::CONTAINERS_TARGET);
     let mut service_lines = String::from(if has_type {
         "Delegate=yes\n"
     } else {

@@ -476,6 +476,138 @@ fn hostfs_files_rendered_renamed_and_removed() {
     assert!(!lib.join("renamed-hf").exists());
 }
 
+/// Version 2 of [`hostfs_exports`]: `secret-message` changed,
+/// `secret-message-template` the same, `v2-only-file` new, no
+/// `placeholder-file` (so no `renamed-NAME`).
+fn hostfs_v2_exports(tmp: &Path) -> PathBuf {
+    let src = test_image("system-container-files-hostfs");
+    let dst = tmp.join("hostfs-v2-exports");
+    let rd = |f: &str| fs::read_to_string(src.join(f)).unwrap();
+    exports_dir(
+        &dst,
+        &[
+            ("config.json.template", &rd("config.json.template")),
+            (
+                "manifest.json",
+                r#"{"version": "2.0", "defaultValues": {"PORT": "8081", "RECEIVER": "World"},
+                    "installedFilesTemplate": ["/usr/local/lib/secret-message-template"]}"#,
+            ),
+            ("service.template", &rd("service.template")),
+            ("tmpfiles.template", &rd("tmpfiles.template")),
+            (
+                "hostfs/usr/local/lib/secret-message",
+                "Hello v2 $RECEIVER\n",
+            ),
+            (
+                "hostfs/usr/local/lib/secret-message-template",
+                &rd("message-template"),
+            ),
+            ("hostfs/usr/local/lib/v2-only-file", "only in v2\n"),
+        ],
+    )
+}
+
+/// The files under a directory, with their content.
+fn contents(dir: &Path) -> Vec<(String, String)> {
+    let mut out: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, fs::read_to_string(e.path()).unwrap())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn rollback_restores_host_files() {
+    let d = tempfile::tempdir().unwrap();
+    let root = Root::new(d.path().join("root"));
+    fs::create_dir(root.path()).unwrap();
+    let src = FixtureSource::new();
+    src.add("hostfs", 1, Some(&hostfs_exports(d.path())));
+    src.add("hostfs2", 1, Some(&hostfs_v2_exports(d.path())));
+    let r0 = deploy::install(&root, &src, "hostfs", &named("rb", &["RECEIVER=One"])).unwrap();
+    let lib = root.join("/usr/local/lib");
+    let v1 = contents(&lib);
+    assert_eq!(
+        v1.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["renamed-rb", "secret-message", "secret-message-template"]
+    );
+    let o = UpdateOptions {
+        rebase: Some("hostfs2".into()),
+        ..Default::default()
+    };
+    deploy::update(&root, &src, "rb", &o).unwrap();
+    let v2 = contents(&lib);
+    assert_eq!(
+        v2,
+        [
+            ("secret-message".into(), "Hello v2 $RECEIVER\n".into()),
+            ("secret-message-template".into(), "hello One\n".into()),
+            ("v2-only-file".into(), "only in v2\n".into()),
+        ]
+    );
+    let (r1, _) = Record::load(&root, "rb").unwrap();
+
+    // Back to version 1: its files as they were, v2-only-file gone.
+    let s = deploy::rollback(&root, "rb").unwrap();
+    assert!(s.to.ends_with("rb.0"), "{s:?}");
+    assert_eq!(contents(&lib), v1);
+    assert!(
+        s.not_restored.is_empty() && s.kept_host_files.is_empty(),
+        "{s:?}"
+    );
+    assert_eq!(
+        Record::load(&root, "rb").unwrap().0.host_files,
+        r0.host_files
+    );
+    // And forth again.
+    deploy::rollback(&root, "rb").unwrap();
+    assert_eq!(contents(&lib), v2);
+    assert_eq!(
+        Record::load(&root, "rb").unwrap().0.host_files,
+        r1.host_files
+    );
+
+    // The admin edits a file only v2 has, and one whose v1 content differs:
+    // the rollback leaves both as they are, and names them.
+    fs::write(lib.join("v2-only-file"), "admin's\n").unwrap();
+    fs::write(lib.join("secret-message"), "admin's message\n").unwrap();
+    let s = deploy::rollback(&root, "rb").unwrap();
+    assert_eq!(s.kept_host_files, ["/usr/local/lib/v2-only-file"]);
+    assert_eq!(s.not_restored, ["/usr/local/lib/secret-message"]);
+    assert_eq!(
+        contents(&lib),
+        [
+            ("renamed-rb".into(), v1[0].1.clone()),
+            ("secret-message".into(), "admin's message\n".into()),
+            ("secret-message-template".into(), "hello One\n".into()),
+            ("v2-only-file".into(), "admin's\n".into()),
+        ]
+    );
+    // The record does not claim the admin's file, so uninstall leaves it too.
+    let (r, _) = Record::load(&root, "rb").unwrap();
+    let paths: Vec<_> = r.host_files.iter().map(|h| h.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/usr/local/lib/renamed-rb",
+            "/usr/local/lib/secret-message-template"
+        ]
+    );
+    deploy::uninstall(&root, "rb", Path::new(paths::CHECKOUT_ROOT)).unwrap();
+    assert_eq!(
+        contents(&lib),
+        [
+            ("secret-message".into(), "admin's message\n".into()),
+            ("v2-only-file".into(), "admin's\n".into()),
+        ]
+    );
+}
+
 #[test]
 fn enable_disable_and_list() {
     let d = tempfile::tempdir().unwrap();

@@ -28,14 +28,14 @@ RECDIR=/etc/syscontainer/containers
 CHECKOUTS=/var/lib/containers/atomic
 GENDIR=/run/systemd/generator
 
-# Build (or find cached) the test images; broken is tiny + the /exports
-# in tests/system/images/broken (its process exits 3 at once).
+# Build (or find cached) the test images; broken and slowstop are tiny + the
+# /exports in tests/system/images/NAME (see the README there).
 sc_images() {
     local t need=() i
     t=$(_now)
     for i in $SC_IMAGES; do
         case $i in
-        broken) need+=("broken=$SYSTEST_DIR/images/broken") ;;
+        broken | slowstop) need+=("$i=$SYSTEST_DIR/images/$i") ;;
         *) need+=("$i") ;;
         esac
     done

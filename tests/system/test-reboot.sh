@@ -18,7 +18,7 @@ check "boot 1 reaches 'running'" boot
 check "install a (--now)" sc_install a hello --now --set RECEIVER=A
 check "install b (--now)" sc_install b hello --now --set RECEIVER=B
 check "update b --rebase hello-v2 --set RECEIVER=Updated" \
-    sc containers update --rebase "dockertar:$GIMG/hello-v2.tar" --set RECEIVER=Updated --timeout 20 b
+    sc containers update --rebase "dockertar:$GIMG/hello-v2.tar" --set RECEIVER=Updated --timeout 20 --settle 1 b
 check "install c (--no-enable)" sc_install c hello --no-enable --set RECEIVER=C
 check "systemctl start c" g systemctl start c
 check "install d (enabled, --now)" sc_install d hello --now --set RECEIVER=D

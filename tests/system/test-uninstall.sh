@@ -14,7 +14,7 @@ sc_setup
 check "boot reaches 'running'" boot
 check "install doomed (--now)" sc_install doomed hello --now --set RECEIVER=Doomed
 check "install keeper (--now)" sc_install keeper hello --now --set RECEIVER=Keeper
-check "update doomed: a second deployment (doomed.1)" sc containers update --set PORT=9999 --timeout 20 doomed
+check "update doomed: a second deployment (doomed.1)" sc containers update --set PORT=9999 --timeout 20 --settle 1 doomed
 check "doomed running on doomed.1" prop_is doomed WorkingDirectory "$CHECKOUTS/doomed.1"
 check "the tmpfiles D dir /run/doomed exists" g test -d /run/doomed
 check "put a file into /run/doomed (its contents go with tmpfiles --remove)" g touch /run/doomed/leftover

@@ -4,11 +4,15 @@
 #    symlink, restarts the unit on it: the container sees the new value;
 #  - `containers update --rebase` to hello-v2 (a new image) the same way;
 #  - `containers rollback` brings the previous deployment and its values back,
-#    restarted; the unit is never left stopped.
+#    restarted; the unit is never left stopped;
+#  - issue 9 (6): rollback after `update --rebase` to an image whose hostfs/
+#    differs (hello-hostfs -> hello-hostfs-v2) puts the old host files back
+#    and removes the new-only ones, but leaves (and names) files the admin
+#    changed.
 # shellcheck source=tests/system/sc.sh
 . "$(dirname "$0")/sc.sh"
 
-SC_IMAGES="hello hello-v2"
+SC_IMAGES="hello hello-v2 hello-hostfs hello-hostfs-v2"
 sc_setup
 check "boot reaches 'running'" boot
 check "install web (--now, RECEIVER=Old)" sc_install web hello --now --set RECEIVER=Old
@@ -41,7 +45,7 @@ uuid_kept() {
 }
 
 # --------------------------------------------------------------------- update --set
-check "containers update --set RECEIVER=New web" sc containers update --set RECEIVER=New --timeout 20 web
+check "containers update --set RECEIVER=New web" sc containers update --set RECEIVER=New --timeout 20 --settle 1 web
 check "web active after the update" is_active web
 check "web runs on web.1" deployment_is web 1
 check "web was restarted by the update" restarted_since web "$id0"
@@ -71,7 +75,7 @@ id2=$(ident web)
 
 # --------------------------------------------------------------------- update --rebase (new image)
 check "containers update --rebase hello-v2 web" \
-    sc containers update --rebase "dockertar:$GIMG/hello-v2.tar" --timeout 20 web
+    sc containers update --rebase "dockertar:$GIMG/hello-v2.tar" --timeout 20 --settle 1 web
 check "web runs on web.1 (hello-v2)" deployment_is web 1
 check "web was restarted by the rebase" restarted_since web "$id2"
 check "the container is version 2, values kept (RECEIVER=Old)" \
@@ -90,4 +94,56 @@ check "web runs on web.0, version 1 again" deployment_is web 0
 check "the container is version 1 again, RECEIVER=Old (last line of its data log)" \
     wait_for 5 sh -c "tail -n 1 '$ROOT/var/lib/web/log' | grep -x 'start version=1 receiver=Old port=8081'"
 check "web was restarted by the second rollback" restarted_since web "$id3"
+
+# --------------------------------------------------------------------- host files
+# hello-hostfs installs renamed-NAME, secret-message, secret-message-template
+# in /usr/local/lib; hello-hostfs-v2 changes secret-message, keeps the
+# template, adds v2-only-file and has no renamed-NAME.
+LIB=/usr/local/lib
+host_files() {   # the container's host files as "NAME: CONTENT" lines
+    g sh -c "cd $LIB && for f in renamed-files secret-message secret-message-template v2-only-file; do [ -e \$f ] && echo \"\$f: \$(cat \$f)\"; done; true"
+}
+host_files_are() {   # host_files_are EXPECTED
+    local now
+    now=$(host_files)
+    printf 'now:\n%s\nwant:\n%s\n' "$now" "$1"
+    [ "$now" = "$1" ]
+}
+check "install files (hello-hostfs, --now)" sc_install files hello-hostfs --now --set RECEIVER=Files
+v1="renamed-files: placeholder for \$NAME (not a template: copied verbatim)
+secret-message: Hello unknown \$RECEIVER
+secret-message-template: hello Files"
+v2="secret-message: Hello v2 \$RECEIVER
+secret-message-template: hello Files
+v2-only-file: only in version 2 of \$NAME"
+check "files' host files are version 1's" host_files_are "$v1"
+rebase_files() {
+    sc containers update --rebase "dockertar:$GIMG/hello-hostfs-v2.tar" --timeout 20 --settle 1 files
+}
+check "update --rebase hello-hostfs-v2 files" rebase_files
+check "host files are version 2's (secret-message changed, v2-only-file new, renamed-files gone)" host_files_are "$v2"
+check "files runs version 2" wait_for 5 journal_has files '^Hello Files from files \(version 2\)'
+check "containers rollback files" sc containers rollback files
+check "host files are version 1's again (v2-only-file removed)" host_files_are "$v1"
+check "files runs on files.0" deployment_is files 0
+check "update --rebase hello-hostfs-v2 files again" rebase_files
+check "host files are version 2's again" host_files_are "$v2"
+check "the admin edits v2-only-file and secret-message" \
+    gsh "echo mine > $LIB/v2-only-file && echo edited > $LIB/secret-message"
+rollback_says() {
+    local out rc
+    out=$(sc containers rollback files 2>&1)
+    rc=$?
+    echo "$out"
+    [ $rc -eq 0 ] || return 1
+    echo "$out" | grep -Fx "$LIB/v2-only-file was modified since it was installed; left in place" &&
+        echo "$out" | grep -Fx "$LIB/secret-message was modified on the host; left in place, not restored"
+}
+check "rollback leaves the admin's files, naming them" rollback_says
+check "the admin's files kept, the others are version 1's" host_files_are "renamed-files: placeholder for \$NAME (not a template: copied verbatim)
+secret-message: edited
+secret-message-template: hello Files
+v2-only-file: mine"
+check "files runs on files.0, version 1" deployment_is files 0
+check "files active after the rollback" is_active files
 check "clean poweroff" shutdown_guest

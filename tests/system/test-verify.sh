@@ -18,7 +18,7 @@ check "the man pages are installed and man finds them" \
 check "install web (hello, enabled, started)" sc_install web hello --now
 check "install api (hello-v2, --no-enable)" sc_install api hello-v2 --no-enable --set RECEIVER=Api --set PORT=9090
 check "install plain (tiny: no /exports, built-in templates)" sc_install plain tiny --no-enable
-check "update web: a deployment in slot 1" sc containers update --set RECEIVER=Verified --timeout 20 web
+check "update web: a deployment in slot 1" sc containers update --set RECEIVER=Verified --timeout 20 --settle 1 web
 
 # verify_clean ARGS...: systemd-analyze verify exits 0 and warns about none of
 # our units or files.

@@ -149,26 +149,58 @@ pub(crate) fn planned_host_files(planned: &[Planned]) -> Vec<HostFile> {
         .collect()
 }
 
-/// Install planned files. A file may replace an existing one only when it is
-/// in `previous` and unchanged since. Every path created is pushed on
-/// `created` (for undo).
+/// How [`install`] treats a file in the way that is not ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Conflict {
+    /// Fail with [`DeployError::HostFileExists`] (install, update).
+    Refuse,
+    /// Leave it as it is, do not record it, and report it (rollback).
+    Keep,
+}
+
+/// What [`install`] did.
+#[derive(Debug, Default)]
+pub(crate) struct Installed {
+    /// The files installed (or already there with the planned content).
+    pub files: Vec<HostFile>,
+    /// Paths left as they were on the host ([`Conflict::Keep`]).
+    pub kept: Vec<String>,
+}
+
+/// Install planned files. A file may replace an existing one only when the
+/// existing one is ours: `owned` lists a file with that path and content
+/// (what a slot of this container installed or plans to). Every path
+/// created is pushed on `created` (for undo).
 pub(crate) fn install(
     root: &Root,
     planned: &[Planned],
-    previous: &[HostFile],
+    owned: &[HostFile],
+    conflict: Conflict,
     created: &mut Vec<PathBuf>,
-) -> Result<Vec<HostFile>, DeployError> {
-    let mut out = Vec::new();
+) -> Result<Installed, DeployError> {
+    let mut out = Installed::default();
     for p in planned {
         let real = root.join(&p.logical);
         if let Some(sha) = current_sha(&real) {
-            let ours = previous
+            let ours = owned
                 .iter()
                 .any(|h| Path::new(&h.path) == p.logical && h.sha256 == sha);
             if !ours {
-                return Err(DeployError::HostFileExists {
-                    path: p.logical.clone(),
-                });
+                match conflict {
+                    Conflict::Refuse => {
+                        return Err(DeployError::HostFileExists {
+                            path: p.logical.clone(),
+                        })
+                    }
+                    Conflict::Keep => {
+                        log::warn!(
+                            "host file {} was modified on the host; left in place",
+                            p.logical.display()
+                        );
+                        out.kept.push(p.logical.display().to_string());
+                        continue;
+                    }
+                }
             }
         }
         let parent = real.parent().expect("absolute");
@@ -194,7 +226,7 @@ pub(crate) fn install(
             }
         }
         crate::failpoint!("hostfs.file-written");
-        out.push(HostFile {
+        out.files.push(HostFile {
             path: p.logical.display().to_string(),
             sha256: p.content.sha256(),
         });
@@ -206,6 +238,16 @@ pub(crate) fn install(
 /// because they were modified. `keep` lists paths not to touch (still
 /// installed by the new deployment).
 pub(crate) fn remove(root: &Root, files: &[HostFile], keep: &[HostFile]) -> Vec<String> {
+    remove_unchanged(root, files, keep, true)
+}
+
+/// [`remove`] without a warning for a modified file: for finishing an
+/// interrupted command, which has already said so.
+pub(crate) fn remove_quietly(root: &Root, files: &[HostFile], keep: &[HostFile]) {
+    remove_unchanged(root, files, keep, false);
+}
+
+fn remove_unchanged(root: &Root, files: &[HostFile], keep: &[HostFile], warn: bool) -> Vec<String> {
     let mut changed = Vec::new();
     for h in files {
         if keep.iter().any(|k| k.path == h.path) {
@@ -222,10 +264,12 @@ pub(crate) fn remove(root: &Root, files: &[HostFile], keep: &[HostFile]) -> Vec<
                 }
             }
             Some(_) => {
-                log::warn!(
-                    "host file {} was modified since it was installed; left in place",
-                    h.path
-                );
+                if warn {
+                    log::warn!(
+                        "host file {} was modified since it was installed; left in place",
+                        h.path
+                    );
+                }
                 changed.push(h.path.clone());
             }
         }

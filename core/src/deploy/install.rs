@@ -4,7 +4,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::hostfs::{self, Planned};
+use super::hostfs::{self, Conflict, Planned};
 use super::{
     checkout_of, default_name, io_err, link_path, remove_any, slot_path, slots, DeployError,
     ImageSource, ImageSpec, Manifest, Systemd,
@@ -196,7 +196,8 @@ pub fn install(
         let mut rec = prep.record;
         crate::failpoint!("install.prepared");
         // 2. Host files (listed in the slot first, for recovery).
-        rec.host_files = hostfs::install(root, &prep.hostfs, &[], &mut created)?;
+        rec.host_files =
+            hostfs::install(root, &prep.hostfs, &[], Conflict::Refuse, &mut created)?.files;
         crate::failpoint!("install.hostfs-done");
         // 3. The link, 4. the record: the commit point.
         let link = root.join(link_path(&co, &name));

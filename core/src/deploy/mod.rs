@@ -18,7 +18,6 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use thiserror::Error;
@@ -31,6 +30,7 @@ use crate::record::{Record, RecordError};
 use crate::template::TemplateError;
 use crate::vars::VarsError;
 
+mod health;
 mod hostfs;
 mod install;
 mod list;
@@ -39,6 +39,7 @@ pub mod store;
 mod update;
 mod verify;
 
+pub use health::Unhealthy;
 pub use install::{install, uninstall, InstallOptions, UninstallReport};
 pub use list::{list, ContainerRow};
 pub use update::{rollback, set_enabled, update, Switched, UpdateOptions, UpdateOutcome};
@@ -113,13 +114,13 @@ pub enum DeployError {
     },
     #[error("container '{name}' has no other deployment to roll back to ({path} is missing)")]
     NoOtherDeployment { name: String, path: PathBuf },
-    #[error("update of '{name}' to {deployment} failed: the unit was '{state}' after {secs} s; rolled back to {previous}")]
+    #[error("update of '{name}' to {deployment} failed, rolled back to {previous}")]
     UpdateFailed {
         name: String,
         deployment: String,
         previous: String,
-        state: String,
-        secs: u64,
+        #[source]
+        reason: Unhealthy,
     },
 }
 
@@ -298,58 +299,11 @@ impl Systemd {
         )
     }
 
-    /// `ActiveState` and `InvocationID` of the unit (a new invocation ID for
-    /// every start, automatic restarts included).
-    fn invocation(&self, name: &str) -> Option<(String, String)> {
-        if !self.running {
-            return None;
-        }
-        let out = Command::new("systemctl")
-            .args(["show", "-p", "ActiveState", "-p", "InvocationID"])
-            .arg(format!("{name}.service"))
-            .output()
-            .ok()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let field = |k: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
-                .unwrap_or_default()
-                .to_string()
-        };
-        Some((field("ActiveState"), field("InvocationID")))
-    }
-
     /// `systemctl reset-failed NAME.service`, so that a start is not refused
     /// by the start rate limit a crash loop has hit. Errors are ignored.
     pub fn reset_failed(&self, name: &str) {
         if self.running {
             let _ = self.systemctl(&["reset-failed", &format!("{name}.service")]);
-        }
-    }
-
-    /// Wait until the unit is `active` (not merely activating), at most
-    /// `timeout`. Returns the last state seen.
-    pub fn wait_active(&self, name: &str, timeout: Duration) -> Result<(), String> {
-        let start = Instant::now();
-        loop {
-            let s = self.state(name).unwrap_or_default();
-            if s == "active" {
-                // Still active a moment later, and the same invocation (an
-                // automatic restart in between gives a new one): not a
-                // crash loop.
-                let before = self.invocation(name);
-                std::thread::sleep(Duration::from_millis(500));
-                let after = self.invocation(name);
-                if matches!((&before, &after), (Some((a, i)), Some((b, j)))
-                    if a == "active" && b == "active" && i == j && !i.is_empty())
-                {
-                    return Ok(());
-                }
-            }
-            if start.elapsed() >= timeout {
-                return Err(s);
-            }
-            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }

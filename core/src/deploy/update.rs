@@ -5,16 +5,18 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use super::hostfs;
+use super::health::Unhealthy;
+use super::hostfs::{self, Conflict};
 use super::install::prepare_slot;
 use super::{
-    checkout_of, io_err, link_path, slot_of, slot_path, slots, DeployError, ImageSource, Systemd,
+    checkout_of, io_err, link_path, slot_of, slot_path, slots, DeployError, ImageSource, Manifest,
+    Systemd,
 };
 use crate::bundle::{self, EXPORTS};
 use crate::fsutil;
 use crate::paths::Root;
-use crate::record::Record;
-use crate::vars;
+use crate::record::{HostFile, Record};
+use crate::vars::{self, Vars};
 
 #[derive(Debug, Clone)]
 pub struct UpdateOptions {
@@ -24,6 +26,8 @@ pub struct UpdateOptions {
     pub rebase: Option<String>,
     /// How long a restarted unit may take to become active.
     pub timeout: Duration,
+    /// How long it must then stay active, as the same process, to pass.
+    pub settle: Duration,
 }
 
 impl Default for UpdateOptions {
@@ -32,6 +36,7 @@ impl Default for UpdateOptions {
             set: Vec::new(),
             rebase: None,
             timeout: Duration::from_secs(30),
+            settle: Duration::from_secs(10),
         }
     }
 }
@@ -43,6 +48,12 @@ pub struct Switched {
     pub to: String,
     /// The unit was running and has been restarted.
     pub restarted: bool,
+    /// Host files of `to` that the admin changed: left as they are, not
+    /// restored (rollback).
+    pub not_restored: Vec<String>,
+    /// Host files of `from` that the admin changed: left in place, not
+    /// removed.
+    pub kept_host_files: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,8 +82,9 @@ fn activate(root: &Root, rec: &Record, systemd: &Systemd) -> Result<(), DeployEr
 /// `syscontainer containers update NAME`: check out the new image (or the
 /// same one with new values) into the other slot, keeping values and UUID,
 /// switch, and restart if running. If the restarted unit does not become
-/// active within `opts.timeout`, roll back and report the failure. The new
-/// slot goes beside the current one ([`checkout_of`] the record).
+/// active within `opts.timeout`, or does not stay active for `opts.settle`
+/// after that, roll back (host files included) and report the failure. The
+/// new slot goes beside the current one ([`checkout_of`] the record).
 pub fn update(
     root: &Root,
     src: &dyn ImageSource,
@@ -82,14 +94,19 @@ pub fn update(
     let _lock = slots::lock(root, name)?;
     let (cur, _) = Record::load(root, name)?;
     slots::sync_link(root, &cur)?;
+    let other = 1 - slot_of(&cur.deployment);
+    let co = checkout_of(&cur);
+    let other_dir = root.join(slot_path(&co, name, other));
+    let other_files = slots::slot_host_files(&other_dir);
     let mut values = cur.values.clone();
     values.extend(vars::parse_set(&opts.set)?);
     let img = src.resolve(opts.rebase.as_deref().unwrap_or(&cur.image))?;
     if img.image_id == cur.image_id && img.name == cur.image && values == cur.values {
+        // An update interrupted after its commit point (this one, run
+        // again) left the other slot's host files behind: finish it.
+        hostfs::remove_quietly(root, &other_files, &cur.host_files);
         return Ok(UpdateOutcome::UpToDate);
     }
-    let other = 1 - slot_of(&cur.deployment);
-    let co = checkout_of(&cur);
     // The previous deployment (or what an interrupted update left), with
     // its host files that the current one does not have.
     slots::remove_slot(root, &co, name, other, &cur.host_files)?;
@@ -101,35 +118,50 @@ pub fn update(
     let prep = prepare_slot(root, src, &img, &base, &co, other)?;
     let mut rec = prep.record;
     let mut created = Vec::new();
-    rec.host_files = match hostfs::install(root, &prep.hostfs, &cur.host_files, &mut created) {
-        Ok(h) => h,
-        Err(e) => {
-            let _ = slots::remove_slot(root, &co, name, other, &cur.host_files);
-            return Err(e);
-        }
-    };
+    // Ours to replace: what either slot lists (an interrupted update or
+    // rollback may have left either version), and what this one plans.
+    let owned = [
+        cur.host_files.clone(),
+        other_files,
+        hostfs::planned_host_files(&prep.hostfs),
+    ]
+    .concat();
+    rec.host_files =
+        match hostfs::install(root, &prep.hostfs, &owned, Conflict::Refuse, &mut created) {
+            Ok(h) => h.files,
+            Err(e) => {
+                let _ = slots::remove_slot(root, &co, name, other, &cur.host_files);
+                return Err(e);
+            }
+        };
     crate::failpoint!("update.hostfs-installed");
 
     let systemd = Systemd::detect(root);
     let was_active = systemd.is_active(name);
     activate(root, &rec, &systemd)?;
     // Only now that the new deployment is committed: the old host files.
-    hostfs::remove(root, &cur.host_files, &rec.host_files);
+    let kept = hostfs::remove(root, &cur.host_files, &rec.host_files);
     crate::failpoint!("update.old-hostfs-removed");
     let mut sw = Switched {
         from: cur.deployment.clone(),
         to: rec.deployment.clone(),
         restarted: false,
+        not_restored: Vec::new(),
+        kept_host_files: kept,
     };
     if was_active && !rec.no_container_service {
-        let started = systemd.unit("restart", name).map_err(|e| e.to_string());
-        let state = started.and_then(|()| systemd.wait_active(name, opts.timeout));
-        if let Err(state) = state {
+        let health = match systemd.unit("restart", name) {
+            Ok(()) => systemd.wait_healthy(name, opts.timeout, opts.settle),
+            Err(e) => Err(Unhealthy::Restart {
+                source: Box::new(e),
+            }),
+        };
+        if let Err(reason) = health {
             log::error!(
-                "'{name}' did not become active on {}; rolling back",
+                "'{name}' failed on {} ({reason}); rolling back",
                 rec.deployment
             );
-            activate(root, &cur, &systemd)?;
+            switch(root, &rec, cur.clone(), &systemd)?;
             // The failed version may have hit the start rate limit
             // (Restart=on-failure in a crash loop): a start would be refused.
             systemd.reset_failed(name);
@@ -138,8 +170,7 @@ pub fn update(
                 name: name.to_string(),
                 deployment: rec.deployment,
                 previous: cur.deployment,
-                state,
-                secs: opts.timeout.as_secs(),
+                reason,
             });
         }
         sw.restarted = true;
@@ -147,8 +178,56 @@ pub fn update(
     Ok(UpdateOutcome::Updated(sw))
 }
 
+/// Make `to`, a deployment in the other slot than `cur`'s, the active one,
+/// with its host files. The steps (README, "Durability"): `to`'s host files
+/// (listed in its slot's host-files.json), the record (the commit point),
+/// the link, then `cur`'s host files that `to` has not. A host file the
+/// admin changed is neither overwritten nor removed; the result names it.
+/// Interrupted before the record, running it again finishes it; after, the
+/// other direction undoes it (rollback toggles).
+fn switch(
+    root: &Root,
+    cur: &Record,
+    mut to: Record,
+    systemd: &Systemd,
+) -> Result<Switched, DeployError> {
+    let dir = root.join(&to.deployment);
+    let rootfs = dir.join("rootfs");
+    let manifest = Manifest::load(&rootfs)?;
+    let planned = hostfs::plan(&rootfs, &manifest, &Vars::for_record(&to))?;
+    let listed = slots::slot_host_files(&dir);
+    let plan_list = hostfs::planned_host_files(&planned);
+    if listed != plan_list {
+        // Rendered differently now (ALL_PROCESS_CAPABILITIES follows the
+        // kernel): list what will be installed before installing it.
+        slots::write_host_files(&dir, &plan_list)?;
+    }
+    let owned = [cur.host_files.clone(), listed, plan_list].concat();
+    let inst = hostfs::install(root, &planned, &owned, Conflict::Keep, &mut Vec::new())?;
+    crate::failpoint!("rollback.hostfs-installed");
+    to.host_files = inst.files;
+    activate(root, &to, systemd)?;
+    // Not removed either: the paths left alone above (remove() compares
+    // paths only).
+    let mut keep = to.host_files.clone();
+    keep.extend(inst.kept.iter().map(|p| HostFile {
+        path: p.clone(),
+        sha256: String::new(),
+    }));
+    let kept = hostfs::remove(root, &cur.host_files, &keep);
+    crate::failpoint!("rollback.old-hostfs-removed");
+    Ok(Switched {
+        from: cur.deployment.clone(),
+        to: to.deployment,
+        restarted: false,
+        not_restored: inst.kept,
+        kept_host_files: kept,
+    })
+}
+
 /// `syscontainer containers rollback NAME`: switch to the other slot, with
-/// the values it was installed with, and restart if running.
+/// the values it was installed with and its host files, and restart if
+/// running.
 pub fn rollback(root: &Root, name: &str) -> Result<Switched, DeployError> {
     let _lock = slots::lock(root, name)?;
     let (cur, _) = Record::load(root, name)?;
@@ -164,7 +243,7 @@ pub fn rollback(root: &Root, name: &str) -> Result<Switched, DeployError> {
     }
     let info = bundle::load_info(&dir)?;
     let rootfs = dir.join("rootfs");
-    let manifest = super::Manifest::load(&rootfs)?;
+    let manifest = Manifest::load(&rootfs)?;
     let mut rec = cur.clone();
     rec.deployment = logical.display().to_string();
     rec.image = info.image;
@@ -181,15 +260,13 @@ pub fn rollback(root: &Root, name: &str) -> Result<Switched, DeployError> {
     let systemd = Systemd::detect(root);
     let was_active = systemd.is_active(name);
     crate::failpoint!("rollback.checked");
-    activate(root, &rec, &systemd)?;
-    if was_active && !rec.no_container_service {
+    let run_it = !rec.no_container_service;
+    let mut sw = switch(root, &cur, rec, &systemd)?;
+    if was_active && run_it {
         systemd.unit("restart", name)?;
     }
-    Ok(Switched {
-        from: cur.deployment,
-        to: rec.deployment,
-        restarted: was_active,
-    })
+    sw.restarted = was_active;
+    Ok(sw)
 }
 
 /// `syscontainer enable|disable NAME`: boot activation, in the record.
