@@ -14,6 +14,8 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+step "the failpoints feature builds on its own"
+cargo check -p syscontainer-core --features failpoints
 step "build (generator and exec helper without libostree/TLS, then the CLI)"
 make -s build
 step "test images (cached in \${SYSCONTAINER_FIXTURES:-/var/tmp/syscontainer-fixtures})"
