@@ -18,12 +18,18 @@ step "the failpoints feature builds on its own"
 cargo check -p syscontainer-core --features failpoints
 step "build (generator and exec helper without libostree/TLS, then the CLI)"
 make -s build
+REL=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release
+step "the generator links neither libostree nor TLS (and the check does see them in the CLI)"
+tests/generator-links.sh "$REL/syscontainer-generator"
+if out=$(tests/generator-links.sh "$REL/syscontainer" 2>&1) || ! grep -q 'libostree-1.so.*rustls' <<<"$out"; then
+    echo "tests/generator-links.sh does not see libostree and rustls in the CLI: $out" >&2
+    exit 1
+fi
 step "test images (cached in \${SYSCONTAINER_FIXTURES:-/var/tmp/syscontainer-fixtures})"
 tests/fixtures/make-images.sh all
 step "cargo test (with the crash-consistency and concurrency tests: cli/tests/crash.rs, feature failpoints)"
 cargo test --workspace --all-features
 step "systemd-analyze verify on generated units"
-REL=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release
 tests/verify-units.sh "$REL/syscontainer-generator" "$REL/syscontainer-exec"
 step "Debian package (test-boot-activation installs it with dpkg -i)"
 packaging/build-deb.sh
