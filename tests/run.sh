@@ -25,6 +25,14 @@ if out=$(tests/generator-links.sh "$REL/syscontainer" 2>&1) || ! grep -q 'libost
     echo "tests/generator-links.sh does not see libostree and rustls in the CLI: $out" >&2
     exit 1
 fi
+step "manual pages (make man: syscontainer(1) generated from the CLI, the others from packaging/man)"
+make -s man
+for p in syscontainer.1 syscontainer-record.5 syscontainer-generator.8 syscontainer-exec.8; do
+    f=$(dirname "$REL")/man/$p
+    [ -s "$f" ] || { echo "make man did not write $f" >&2; exit 1; }
+    w=$(MANWIDTH=80 man --warnings=all -E ascii -l "$f" 2>&1 >/dev/null)
+    [ -z "$w" ] || { echo "man -l $f warns: $w" >&2; exit 1; }
+done
 step "test images (cached in \${SYSCONTAINER_FIXTURES:-/var/tmp/syscontainer-fixtures})"
 tests/fixtures/make-images.sh all
 step "cargo test (with the crash-consistency and concurrency tests: cli/tests/crash.rs, feature failpoints)"

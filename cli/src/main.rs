@@ -4,6 +4,7 @@
 
 mod containers;
 mod images;
+mod man;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +60,11 @@ enum Cmd {
     Images(images::ImagesCmd),
     #[command(flatten)]
     Container(containers::ContainerCmd),
+    /// Write the syscontainer(1) manual page into DIR (`make man`).
+    #[command(hide = true)]
+    GenerateMan {
+        dir: PathBuf,
+    },
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -67,6 +73,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Pull(a) => images::pull(&root, a),
         Cmd::Images(c) => images::run(&root, c),
         Cmd::Container(c) => containers::run(c, &root),
+        Cmd::GenerateMan { dir } => man::generate(&dir),
     }
 }
 
