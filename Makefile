@@ -33,8 +33,8 @@ build:
 
 man: build
 	mkdir -p $(TARGET_DIR)/man
-	$(REL)/syscontainer generate-man $(TARGET_DIR)/man 2>/dev/null || true
-	cp packaging/man/*.[0-9] $(TARGET_DIR)/man/ 2>/dev/null || true
+	$(REL)/syscontainer generate-man $(TARGET_DIR)/man
+	cp packaging/man/*.[0-9] $(TARGET_DIR)/man/
 
 install: man
 	install -D -m 0755 $(REL)/syscontainer $(DESTDIR)$(BINDIR)/syscontainer

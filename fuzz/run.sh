@@ -12,7 +12,7 @@ set -eu
 cd "$(dirname "$0")"
 secs=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-template record imgref manifest import}
+targets=${*:-template record imgref manifest import dockertar}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$(pwd)/target}
 status=0
 for t in $targets; do

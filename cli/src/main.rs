@@ -4,6 +4,7 @@
 
 mod containers;
 mod images;
+mod man;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +67,11 @@ enum Cmd {
     Images(images::ImagesCmd),
     #[command(flatten)]
     Container(containers::ContainerCmd),
+    /// Write the syscontainer(1) manual page into DIR (`make man`).
+    #[command(hide = true)]
+    GenerateMan {
+        dir: PathBuf,
+    },
 }
 
 /// What the environment says, read once at the start and passed down.
@@ -95,6 +101,7 @@ fn run(settings: &Settings, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Pull(a) => images::pull(settings, a),
         Cmd::Images(c) => images::run(settings, c),
         Cmd::Container(c) => containers::run(c, settings),
+        Cmd::GenerateMan { dir } => man::generate(&dir),
     }
 }
 
