@@ -298,7 +298,7 @@ pub fn dockertar_pull(archive: &[u8]) -> bool {
         ] {
             let dest = store.checkout_root().join(dir);
             match store.checkout_with(&img, &dest, method) {
-                Ok(()) => {
+                Ok(_) => {
                     let diff = store
                         .verify_checkout(&img, &dest)
                         .unwrap_or_else(|e| panic!("verify_checkout of {method:?}: {e}"));
