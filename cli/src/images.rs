@@ -11,21 +11,6 @@ use syscontainer::record::{self, FoundState};
 use syscontainer::source::{self, LowSpeed, SourceOptions};
 use syscontainer::store::{self, human, ConsoleProgress, ImageInfo, Store};
 
-/// Pull an image into the OSTree store.
-///
-/// Every blob is streamed and its sha256 verified, and each layer's
-/// uncompressed digest is checked against the image config, before anything
-/// refers to it. Each layer becomes one OSTree commit (`ociimage/<digest>`);
-/// layers already present are never fetched again; identical files are
-/// stored once. The image ref is written last: an interrupted or failed pull
-/// leaves no image behind.
-///
-/// SOURCE is one of:
-///   [docker://]REGISTRY/NAME[:TAG|@sha256:DIGEST]   a registry (a bare NAME means docker.io/library/NAME)
-///   http:REGISTRY/NAME[:TAG]                          a plain-HTTP registry
-///   dockertar:/path/file.tar                          a `docker save` / docker-archive tarball
-///   oci:/path[:REF]                                   an OCI image layout
-///   docker:NAME[:TAG]                                 a local Docker-compatible engine (/var/run/docker.sock)
 /// The low-speed limit of registry transfers, as curl's --speed-limit and
 /// --speed-time (pull, install, containers update).
 #[derive(Args, Debug, Clone)]
@@ -59,6 +44,21 @@ impl TransferArgs {
     }
 }
 
+/// Pull an image into the OSTree store.
+///
+/// Every blob is streamed and its sha256 verified, and each layer's
+/// uncompressed digest is checked against the image config, before anything
+/// refers to it. Each layer becomes one OSTree commit (`ociimage/<digest>`);
+/// layers already present are never fetched again; identical files are
+/// stored once. The image ref is written last: an interrupted or failed pull
+/// leaves no image behind.
+///
+/// SOURCE is one of:
+///   [docker://]REGISTRY/NAME[:TAG|@sha256:DIGEST]   a registry (a bare NAME means docker.io/library/NAME)
+///   http:REGISTRY/NAME[:TAG]                          a plain-HTTP registry
+///   dockertar:/path/file.tar                          a `docker save` / docker-archive tarball
+///   oci:/path[:REF]                                   an OCI image layout
+///   docker:NAME[:TAG]                                 a local Docker-compatible engine (/var/run/docker.sock)
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct PullArgs {
