@@ -47,7 +47,7 @@ use std::rc::Rc;
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, Timespec, Timestamps, XattrFlags, CWD};
 use rustix::io::Errno;
 
-use super::import::{OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
+use crate::store::import::{OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
 
 /// What failed in our checkout, and where.
 #[derive(Debug, thiserror::Error)]
