@@ -42,7 +42,7 @@ use gio::prelude::*;
 
 use crate::paths::Root;
 
-pub use checkout::CheckoutFailure;
+pub use checkout::{CheckoutFailure, CheckoutMethod, CheckoutReport};
 pub use error::StoreError;
 pub use import::{ImportError, ImportStats};
 pub use location::{Location, LocationError};
@@ -128,14 +128,6 @@ impl CheckoutDiff {
     }
 }
 
-/// What a checkout did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct CheckoutReport {
-    /// Regular files copied instead of hardlinked, because their object had
-    /// reached the filesystem's link limit (EMLINK: 65,000 on ext4).
-    pub copied: u64,
-}
-
 /// An entry of an image's union tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Expected {
@@ -175,15 +167,6 @@ fn same_fs(a: &Path, b: &Path) -> bool {
 
 fn not_found(e: &glib::Error) -> bool {
     e.matches(gio::IOErrorEnum::NotFound)
-}
-
-/// How [`Store::checkout_with`] checks the layers out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckoutMethod {
-    /// Our own walk of the dirtree objects: one `linkat` per file (default).
-    Hardlink,
-    /// libostree's `checkout_at`, layer by layer (`SYSCONTAINER_CHECKOUT=libostree`).
-    Libostree,
 }
 
 /// What one layer holds at a path, for union lookups.
@@ -238,154 +221,6 @@ impl Store {
     /// upgrades for the guard's lifetime).
     pub fn lock(&self, mode: LockMode) -> Result<StoreLock<'_>, StoreError> {
         lock::acquire(&self.lock, &self.lock_path, mode)
-    }
-
-    /// Union checkout of all layers into `dest`, which must not exist (its
-    /// parent must, on the repo's filesystem): regular files hardlinked into
-    /// the repo, symlinks created, layers in order with whiteouts and opaque
-    /// directories applied, one `syncfs` at the end. A file whose object has
-    /// reached the link limit is copied (the report counts them); nothing
-    /// else is. On failure, `dest` is removed.
-    ///
-    /// Uses our own checkout ([`CheckoutMethod::Hardlink`]), or libostree's
-    /// when `SYSCONTAINER_CHECKOUT=libostree`.
-    pub fn checkout(&self, img: &ImageInfo, dest: &Path) -> Result<CheckoutReport, StoreError> {
-        let method = match std::env::var_os("SYSCONTAINER_CHECKOUT") {
-            Some(v) if v == "libostree" => CheckoutMethod::Libostree,
-            _ => CheckoutMethod::Hardlink,
-        };
-        self.checkout_with(img, dest, method)
-    }
-
-    /// [`Store::checkout`] with the given implementation.
-    pub fn checkout_with(
-        &self,
-        img: &ImageInfo,
-        dest: &Path,
-        method: CheckoutMethod,
-    ) -> Result<CheckoutReport, StoreError> {
-        if fs::symlink_metadata(dest).is_ok() {
-            return Err(StoreError::DestExists {
-                path: dest.to_path_buf(),
-            });
-        }
-        let mut commits = Vec::with_capacity(img.layers.len());
-        for l in &img.layers {
-            let c = self
-                .layer_commit(l)?
-                .ok_or_else(|| StoreError::LayerMissing {
-                    name: img.name.clone(),
-                    digest: l.clone(),
-                })?;
-            commits.push((l, c));
-        }
-        let res = (|| {
-            if commits.is_empty() {
-                fs::create_dir(dest).map_err(|source| StoreError::Mkdir {
-                    path: dest.to_path_buf(),
-                    source,
-                })?;
-            }
-            let report = match method {
-                CheckoutMethod::Hardlink => self.checkout_hardlink(img, &commits, dest)?,
-                CheckoutMethod::Libostree => self.checkout_libostree(img, &commits, dest)?,
-            };
-            syncfs(dest)?;
-            Ok(report)
-        })();
-        if res.is_err() {
-            let _ = fs::remove_dir_all(dest);
-        }
-        res
-    }
-
-    fn checkout_hardlink(
-        &self,
-        img: &ImageInfo,
-        commits: &[(&String, String)],
-        dest: &Path,
-    ) -> Result<CheckoutReport, StoreError> {
-        let err = |digest: &str, f: CheckoutFailure| StoreError::CheckoutIo {
-            name: img.name.clone(),
-            digest: digest.to_string(),
-            dest: dest.to_path_buf(),
-            source: Box::new(f),
-        };
-        let first = commits.first().map(|(d, _)| d.as_str()).unwrap_or_default();
-        let mut linker =
-            checkout::Linker::new(&self.repo, &self.repo_real).map_err(|f| err(first, f))?;
-        for (digest, commit) in commits {
-            linker.layer(commit, dest).map_err(|f| err(digest, f))?;
-            crate::failpoint!("checkout.layer");
-        }
-        Ok(CheckoutReport {
-            copied: linker.copied(),
-        })
-    }
-
-    /// libostree's checkout. It hardlinks symlinks too, and with
-    /// `no_copy_fallback` fails on the first object at the link limit; so
-    /// the copy fallback is allowed (libostree then copies a file or
-    /// recreates a symlink when `linkat` fails with EMLINK, EXDEV or EPERM),
-    /// and the same-filesystem check that `no_copy_fallback` made is ours.
-    /// libostree does not say what it copied: the report counts the regular
-    /// files with one link (libostree also always copies empty files, which
-    /// are not counted).
-    fn checkout_libostree(
-        &self,
-        img: &ImageInfo,
-        commits: &[(&String, String)],
-        dest: &Path,
-    ) -> Result<CheckoutReport, StoreError> {
-        let parent = dest.parent().unwrap_or(Path::new("/"));
-        if !same_fs(&self.repo_real, parent) {
-            return Err(StoreError::CrossDevice {
-                repo: self.repo_real.clone(),
-                dest: dest.to_path_buf(),
-            });
-        }
-        let opts = ostree::RepoCheckoutAtOptions {
-            mode: ostree::RepoCheckoutMode::None,
-            overwrite_mode: ostree::RepoCheckoutOverwriteMode::UnionFiles,
-            process_whiteouts: true,
-            no_copy_fallback: false,
-            ..Default::default()
-        };
-        for (digest, commit) in commits {
-            self.repo
-                .checkout_at(
-                    Some(&opts),
-                    libc::AT_FDCWD,
-                    dest,
-                    commit,
-                    gio::Cancellable::NONE,
-                )
-                .map_err(|source| StoreError::Checkout {
-                    name: img.name.clone(),
-                    digest: digest.to_string(),
-                    dest: dest.to_path_buf(),
-                    source,
-                })?;
-            crate::failpoint!("checkout.layer");
-        }
-        let mut copied = 0;
-        let mut stack = vec![dest.to_path_buf()];
-        let rd_err = |p: &Path| {
-            let p = p.to_path_buf();
-            move |source| StoreError::ReadDeployment { path: p, source }
-        };
-        while let Some(d) = stack.pop() {
-            for e in fs::read_dir(&d).map_err(rd_err(&d))? {
-                let e = e.map_err(rd_err(&d))?;
-                let md = fs::symlink_metadata(e.path()).map_err(rd_err(&e.path()))?;
-                if md.is_dir() {
-                    stack.push(e.path());
-                } else if md.is_file() && md.nlink() == 1 && md.len() > 0 {
-                    copied += 1;
-                }
-            }
-        }
-        Ok(CheckoutReport { copied })
     }
 
     fn layer_roots(&self, img: &ImageInfo) -> Result<Vec<gio::File>, StoreError> {
@@ -1025,18 +860,6 @@ fn split_abs(path: &str, base: &[String]) -> Vec<String> {
         }
     }
     out
-}
-
-/// `syncfs(2)` on the filesystem holding `path`.
-fn syncfs(path: &Path) -> Result<(), StoreError> {
-    let f = fs::File::open(path).map_err(|source| StoreError::Sync {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    rustix::fs::syncfs(&f).map_err(|e| StoreError::Sync {
-        path: path.to_path_buf(),
-        source: e.into(),
-    })
 }
 
 #[cfg(test)]
