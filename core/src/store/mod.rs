@@ -18,6 +18,12 @@
 //!
 //! Locking: mutations take an exclusive `flock` on
 //! `/run/syscontainer/lock/store.lock`; see [`Store::lock`].
+//!
+//! One job per file: `error.rs` (the error type), `open.rs` (location and
+//! repo creation), `query.rs` (refs, layers and images), `checkout/` (the
+//! union checkout: ours and libostree's), `union.rs` (reading files through
+//! the layers), `verify.rs`, `gc.rs` (delete, tag, prune), and `pull.rs`,
+//! `import.rs` for getting images in.
 
 mod checkout;
 mod error;
@@ -35,7 +41,6 @@ mod union;
 mod verify;
 
 use std::cell::RefCell;
-
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
