@@ -47,7 +47,9 @@ use std::rc::Rc;
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, Timespec, Timestamps, XattrFlags, CWD};
 use rustix::io::Errno;
 
-use super::import::{OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
+use super::CheckoutReport;
+use crate::store::import::{OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
+use crate::store::{ImageInfo, Store, StoreError};
 
 /// What failed in our checkout, and where.
 #[derive(Debug, thiserror::Error)]
@@ -576,5 +578,30 @@ fn grow(f: impl Fn(&mut [u8]) -> rustix::io::Result<usize>) -> Result<Vec<u8>, E
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+impl Store {
+    pub(super) fn checkout_hardlink(
+        &self,
+        img: &ImageInfo,
+        commits: &[(&String, String)],
+        dest: &Path,
+    ) -> Result<CheckoutReport, StoreError> {
+        let err = |digest: &str, f: CheckoutFailure| StoreError::CheckoutIo {
+            name: img.name.clone(),
+            digest: digest.to_string(),
+            dest: dest.to_path_buf(),
+            source: Box::new(f),
+        };
+        let first = commits.first().map(|(d, _)| d.as_str()).unwrap_or_default();
+        let mut linker = Linker::new(&self.repo, &self.repo_real).map_err(|f| err(first, f))?;
+        for (digest, commit) in commits {
+            linker.layer(commit, dest).map_err(|f| err(digest, f))?;
+            crate::failpoint!("checkout.layer");
+        }
+        Ok(CheckoutReport {
+            copied: linker.copied(),
+        })
     }
 }

@@ -1,0 +1,102 @@
+//! Union checkouts of an image's layers: the dispatch between our hardlink
+//! checkout (`hardlink.rs`, the default) and libostree's (`libostree.rs`).
+
+mod hardlink;
+mod libostree;
+
+use std::fs;
+use std::path::Path;
+
+pub use hardlink::CheckoutFailure;
+
+use super::{ImageInfo, Store, StoreError};
+
+/// What a checkout did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CheckoutReport {
+    /// Regular files copied instead of hardlinked, because their object had
+    /// reached the filesystem's link limit (EMLINK: 65,000 on ext4).
+    pub copied: u64,
+}
+
+/// How [`Store::checkout_with`] checks the layers out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckoutMethod {
+    /// Our own walk of the dirtree objects: one `linkat` per file (default).
+    Hardlink,
+    /// libostree's `checkout_at`, layer by layer (`SYSCONTAINER_CHECKOUT=libostree`).
+    Libostree,
+}
+
+impl Store {
+    /// Union checkout of all layers into `dest`, which must not exist (its
+    /// parent must, on the repo's filesystem): regular files hardlinked into
+    /// the repo, symlinks created, layers in order with whiteouts and opaque
+    /// directories applied, one `syncfs` at the end. A file whose object has
+    /// reached the link limit is copied (the report counts them); nothing
+    /// else is. On failure, `dest` is removed.
+    ///
+    /// Uses our own checkout ([`CheckoutMethod::Hardlink`]), or libostree's
+    /// when `SYSCONTAINER_CHECKOUT=libostree`.
+    pub fn checkout(&self, img: &ImageInfo, dest: &Path) -> Result<CheckoutReport, StoreError> {
+        let method = match std::env::var_os("SYSCONTAINER_CHECKOUT") {
+            Some(v) if v == "libostree" => CheckoutMethod::Libostree,
+            _ => CheckoutMethod::Hardlink,
+        };
+        self.checkout_with(img, dest, method)
+    }
+
+    /// [`Store::checkout`] with the given implementation.
+    pub fn checkout_with(
+        &self,
+        img: &ImageInfo,
+        dest: &Path,
+        method: CheckoutMethod,
+    ) -> Result<CheckoutReport, StoreError> {
+        if fs::symlink_metadata(dest).is_ok() {
+            return Err(StoreError::DestExists {
+                path: dest.to_path_buf(),
+            });
+        }
+        let mut commits = Vec::with_capacity(img.layers.len());
+        for l in &img.layers {
+            let c = self
+                .layer_commit(l)?
+                .ok_or_else(|| StoreError::LayerMissing {
+                    name: img.name.clone(),
+                    digest: l.clone(),
+                })?;
+            commits.push((l, c));
+        }
+        let res = (|| {
+            if commits.is_empty() {
+                fs::create_dir(dest).map_err(|source| StoreError::Mkdir {
+                    path: dest.to_path_buf(),
+                    source,
+                })?;
+            }
+            let report = match method {
+                CheckoutMethod::Hardlink => self.checkout_hardlink(img, &commits, dest)?,
+                CheckoutMethod::Libostree => self.checkout_libostree(img, &commits, dest)?,
+            };
+            syncfs(dest)?;
+            Ok(report)
+        })();
+        if res.is_err() {
+            let _ = fs::remove_dir_all(dest);
+        }
+        res
+    }
+}
+
+/// `syncfs(2)` on the filesystem holding `path`.
+fn syncfs(path: &Path) -> Result<(), StoreError> {
+    let f = fs::File::open(path).map_err(|source| StoreError::Sync {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    rustix::fs::syncfs(&f).map_err(|e| StoreError::Sync {
+        path: path.to_path_buf(),
+        source: e.into(),
+    })
+}
