@@ -9,7 +9,10 @@ use clap::{ArgAction, Args, Subcommand};
 use syscontainer::paths::Root;
 use syscontainer::record::{self, FoundState};
 use syscontainer::source::{self, LowSpeed, SourceOptions};
-use syscontainer::store::{self, human, ConsoleProgress, ImageInfo, Store};
+use syscontainer::store::{self, ImageInfo, Store};
+
+use crate::progress::ConsoleProgress;
+use indicatif::HumanBytes;
 
 /// The low-speed limit of registry transfers, as curl's --speed-limit and
 /// --speed-time (pull, install, containers update).
@@ -242,7 +245,7 @@ fn list(settings: &Settings, all: bool, json: bool) -> anyhow::Result<()> {
                 tag.into(),
                 i.short_id().into(),
                 created(i),
-                human(i.size),
+                HumanBytes(i.size).to_string(),
             ]
         })
         .chain(layers.iter().map(|l| {
@@ -252,7 +255,7 @@ fn list(settings: &Settings, all: bool, json: bool) -> anyhow::Result<()> {
                 "<none>".into(),
                 short(&l.digest).into(),
                 "-".into(),
-                human(l.uncompressed_size.or(l.size).unwrap_or(0)),
+                HumanBytes(l.uncompressed_size.or(l.size).unwrap_or(0)).to_string(),
             ]
         }))
         .collect();
@@ -311,7 +314,7 @@ pub fn run(settings: &Settings, cmd: ImagesCmd) -> anyhow::Result<()> {
                     "Pruned {} of {} objects, freed {}",
                     r.objects_pruned,
                     r.objects_total,
-                    human(r.bytes_freed)
+                    HumanBytes(r.bytes_freed)
                 );
             }
             Ok(())

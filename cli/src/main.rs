@@ -5,6 +5,7 @@
 mod containers;
 mod images;
 mod man;
+mod progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

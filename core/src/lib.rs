@@ -13,6 +13,8 @@ pub mod bundle;
 pub mod exec;
 pub mod exit;
 pub mod failpoint;
+#[cfg(feature = "store")]
+pub mod flock;
 pub mod fsutil;
 pub mod generate;
 pub mod imgref;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::hostfs::{self, Conflict, Planned};
 use super::{
     checkout_of, default_name, io_err, link_path, remove_any, slot_path, slots, DeployError,
-    ImageSource, ImageSpec, Manifest, Systemd,
+    ImageSpec, ImageStore, Manifest, Systemd,
 };
 use crate::bundle::{self, DeploymentInfo, EXPORTS};
 use crate::exec::{self, Runtime};
@@ -61,7 +61,7 @@ pub(crate) struct Prepared {
 /// directory is removed.
 pub(crate) fn prepare_slot(
     root: &Root,
-    src: &dyn ImageSource,
+    src: &dyn ImageStore,
     img: &ImageSpec,
     base: &Record,
     co: &Path,
@@ -82,7 +82,7 @@ pub(crate) fn prepare_slot(
 
 fn prepare_staged(
     root: &Root,
-    src: &dyn ImageSource,
+    src: &dyn ImageStore,
     img: &ImageSpec,
     base: &Record,
     logical: PathBuf,
@@ -141,7 +141,7 @@ fn prepare_staged(
 /// On any failure, everything this install created is removed.
 pub fn install(
     root: &Root,
-    src: &dyn ImageSource,
+    src: &dyn ImageStore,
     image: &str,
     opts: &InstallOptions,
 ) -> Result<Record, DeployError> {

@@ -9,7 +9,7 @@
 //! directory of the record's `deployment` ([`checkout_of`]), whatever the
 //! environment of later commands says.
 //!
-//! The image store is reached only through [`ImageSource`], so all of this
+//! The image store is reached only through [`ImageStore`], so all of this
 //! works (and is tested) with any way of filling a rootfs; [`store`] is the
 //! OSTree-backed source.
 
@@ -56,9 +56,9 @@ pub struct ImageSpec {
     pub config: serde_json::Value,
 }
 
-/// Where images come from: the OSTree store in production
+/// The images deployments are made from: the OSTree store in production
 /// ([`store::StoreSource`]), anything that can fill a directory in tests.
-pub trait ImageSource {
+pub trait ImageStore {
     /// Look an image up by name or ID.
     fn resolve(&self, image: &str) -> Result<ImageSpec, DeployError>;
     /// Fill `dest` (which does not exist yet) with the image's files.

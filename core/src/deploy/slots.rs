@@ -21,11 +21,7 @@
 //!   `/run/syscontainer/lock/container.NAME.lock`.
 
 use std::fs::{self, File, OpenOptions};
-use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-use fs2::FileExt;
 
 use super::{checkout_of, io_err, link_path, remove_any, slot_path, DeployError};
 use crate::fsutil;
@@ -53,27 +49,9 @@ pub fn lock(root: &Root, name: &str) -> Result<ContainerLock, DeployError> {
         .truncate(false)
         .open(&path)
         .map_err(io_err("cannot open", &path))?;
-    let start = Instant::now();
-    let mut told = false;
-    loop {
-        match FileExt::try_lock_exclusive(&f) {
-            Ok(()) => return Ok(ContainerLock { _file: f }),
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock
-                    || e.raw_os_error() == Some(libc::EWOULDBLOCK) =>
-            {
-                if !told && start.elapsed() >= Duration::from_secs(1) {
-                    log::warn!(
-                        "waiting for lock {} (another syscontainer command is changing container '{name}') ...",
-                        path.display()
-                    );
-                    told = true;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => return Err(io_err("cannot lock", &path)(e)),
-        }
-    }
+    let why = format!("another syscontainer command is changing container '{name}'");
+    crate::flock::wait(&f, true, &path, &why).map_err(io_err("cannot lock", &path))?;
+    Ok(ContainerLock { _file: f })
 }
 
 /// Real path of the staging directory of slot `slot`.

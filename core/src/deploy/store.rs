@@ -1,9 +1,9 @@
-//! The OSTree store as an [`ImageSource`].
+//! The OSTree store as an [`ImageStore`].
 
 use std::cell::Cell;
 use std::path::Path;
 
-use super::{DeployError, ImageSource, ImageSpec};
+use super::{DeployError, ImageSpec, ImageStore};
 use crate::paths::Root;
 use crate::store::{Location, LockMode, Store};
 
@@ -39,7 +39,7 @@ impl StoreSource {
     }
 }
 
-impl ImageSource for StoreSource {
+impl ImageStore for StoreSource {
     fn resolve(&self, image: &str) -> Result<ImageSpec, DeployError> {
         let i = self
             .store

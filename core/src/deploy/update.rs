@@ -9,7 +9,7 @@ use super::health::Unhealthy;
 use super::hostfs::{self, Conflict};
 use super::install::prepare_slot;
 use super::{
-    checkout_of, io_err, link_path, slot_of, slot_path, slots, DeployError, ImageSource, Manifest,
+    checkout_of, io_err, link_path, slot_of, slot_path, slots, DeployError, ImageStore, Manifest,
     Systemd,
 };
 use crate::bundle::{self, EXPORTS};
@@ -87,7 +87,7 @@ fn activate(root: &Root, rec: &Record, systemd: &Systemd) -> Result<(), DeployEr
 /// new slot goes beside the current one ([`checkout_of`] the record).
 pub fn update(
     root: &Root,
-    src: &dyn ImageSource,
+    src: &dyn ImageStore,
     name: &str,
     opts: &UpdateOptions,
 ) -> Result<UpdateOutcome, DeployError> {

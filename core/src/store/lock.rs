@@ -8,17 +8,11 @@
 
 use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
-use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use fs2::FileExt;
 
 use super::StoreError;
-
-/// Say that we wait after this long.
-const WAIT_NOTICE: Duration = Duration::from_secs(1);
-const POLL: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LockMode {
@@ -42,36 +36,13 @@ pub struct StoreLock<'a> {
 }
 
 fn flock(f: &File, mode: LockMode, path: &Path) -> Result<(), StoreError> {
-    let try_lock = |f: &File| match mode {
-        LockMode::Shared => FileExt::try_lock_shared(f),
-        LockMode::Exclusive => FileExt::try_lock_exclusive(f),
-    };
-    let start = Instant::now();
-    let mut told = false;
-    loop {
-        match try_lock(f) {
-            Ok(()) => return Ok(()),
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock
-                    || e.raw_os_error() == Some(libc::EWOULDBLOCK) =>
-            {
-                if !told && start.elapsed() >= WAIT_NOTICE {
-                    log::warn!(
-                        "waiting for lock {} (another syscontainer command is using the image store) ...",
-                        path.display()
-                    );
-                    told = true;
-                }
-                std::thread::sleep(POLL);
-            }
-            Err(source) => {
-                return Err(StoreError::Lock {
-                    path: path.to_path_buf(),
-                    source,
-                })
-            }
+    let why = "another syscontainer command is using the image store";
+    crate::flock::wait(f, mode == LockMode::Exclusive, path, why).map_err(|source| {
+        StoreError::Lock {
+            path: path.to_path_buf(),
+            source,
         }
-    }
+    })
 }
 
 pub(crate) fn acquire<'a>(

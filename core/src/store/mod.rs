@@ -53,7 +53,7 @@ pub use gc::PruneReport;
 pub use import::{ImportError, ImportStats};
 pub use location::{Location, LocationError};
 pub use lock::{LockMode, StoreLock};
-pub use pull::{human, pull, ConsoleProgress, NoProgress, Progress, PullReport};
+pub use pull::{pull, NoProgress, Progress, PullReport};
 pub use query::{split_name, valid_digest, ImageInfo, LayerInfo};
 pub use union::ImageVariables;
 pub use verify::{CheckoutDiff, LayerVerify, VerifyReport};

@@ -1,6 +1,6 @@
 //! Test fixtures shared by `core/tests/deploy.rs` and
 //! `exec-helper/tests/run.rs`: a busybox-static rootfs plus `/exports` files,
-//! served through `deploy::ImageSource` (what the OSTree store does in
+//! served through `deploy::ImageStore` (what the OSTree store does in
 //! production).
 #![allow(dead_code)]
 
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use syscontainer::deploy::{DeployError, ImageSource, ImageSpec};
+use syscontainer::deploy::{DeployError, ImageSpec, ImageStore};
 
 /// The project's copy of the corpus.
 pub fn corpus() -> PathBuf {
@@ -132,7 +132,7 @@ impl FixtureSource {
     }
 }
 
-impl ImageSource for FixtureSource {
+impl ImageStore for FixtureSource {
     fn resolve(&self, image: &str) -> Result<ImageSpec, DeployError> {
         let images = self.images.borrow();
         images
