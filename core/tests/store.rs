@@ -1046,6 +1046,63 @@ fn missing_images_and_ambiguous_ids() {
     assert!(e.store.image("").is_err());
 }
 
+/// Digests are lowercase hex, in the store as everywhere (`imgref`): a ref
+/// `ociimage/<64 uppercase hex>` is neither a layer (not listed, not looked
+/// up, not pruned) nor an image, and an uppercase image ID does not name
+/// the image its lowercase form names.
+#[test]
+fn uppercase_hex_is_no_layer_ref_digest_or_id() {
+    let e = env();
+    let img = layered();
+    do_pull(&e.store, &img).unwrap();
+    let info = e.store.image("localhost:5000/test/layered:1.0").unwrap();
+    let l0 = img.layer_digests()[0].clone();
+    let commit = e.store.layer_commit(&l0).unwrap().unwrap();
+    let upper_hex = hexof(&l0).to_ascii_uppercase();
+    assert_ne!(upper_hex, hexof(&l0), "the test digest has letters");
+    let upper_ref = format!("ociimage/{upper_hex}");
+    ostree(
+        &e.store.repo_path(),
+        &["refs", &format!("--create={upper_ref}"), &commit],
+    );
+
+    // Not a layer digest.
+    let upper = format!("sha256:{upper_hex}");
+    assert_eq!(e.store.layer_commit(&upper).unwrap(), None);
+    assert_eq!(e.store.layer(&upper).unwrap(), None);
+    // Not an image either: listing still works and shows the one image.
+    let names: Vec<String> = e
+        .store
+        .images()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names, vec!["localhost:5000/test/layered:1.0"]);
+    assert!(e.store.dangling_layers().unwrap().is_empty());
+    // Prune leaves a ref it does not own.
+    let p = e.store.prune().unwrap();
+    assert!(p.layers.is_empty(), "{p:?}");
+    assert!(refs(&e.store).contains(&upper_ref));
+
+    // Image IDs: the lowercase prefix finds the image, the uppercase one not.
+    let id_hex = hexof(&info.image_id);
+    assert_eq!(
+        e.store.image(&id_hex[..12]).unwrap().image_id,
+        info.image_id
+    );
+    for id in [
+        id_hex.to_ascii_uppercase(),
+        format!("sha256:{}", id_hex.to_ascii_uppercase()),
+    ] {
+        assert_ne!(id, id.to_ascii_lowercase(), "the test ID has letters");
+        assert!(
+            matches!(e.store.image(&id), Err(StoreError::ImageNotFound { .. })),
+            "{id} named an image"
+        );
+    }
+}
+
 /// `containers verify` in the store: a clean union checkout (whiteouts,
 /// opaque dirs, symlinks, hardlinks, setuid, xattrs, ownership) matches its
 /// image; each kind of tampering is reported under the right heading; an

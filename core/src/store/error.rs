@@ -181,6 +181,9 @@ pub enum StoreError {
     },
     #[error("'{name}' is not a valid image name")]
     BadName { name: String },
+    /// A digest or branch name that [`crate::imgref`] refuses.
+    #[error(transparent)]
+    Reference(#[from] crate::imgref::ImgRefError),
 }
 
 impl StoreError {
@@ -193,6 +196,7 @@ impl StoreError {
             Source { source, .. } => source.exit_code(),
             Layer { source, .. } => source.exit_code(),
             Template { source, .. } => source.exit_code(),
+            Reference(e) => e.exit_code(),
             LayerVerify { source, .. } => exit::of_io(source),
             AmbiguousId { .. }
             | BadImage { .. }
