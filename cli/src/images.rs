@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::Settings;
 use anyhow::{bail, Context};
 use clap::{ArgAction, Args, Subcommand};
+use syscontainer::imgref::short_id;
 use syscontainer::paths::Root;
 use syscontainer::record::{self, FoundState};
 use syscontainer::source::{self, LowSpeed, SourceOptions};
@@ -191,11 +192,6 @@ pub fn pull(settings: &Settings, a: PullArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn short(d: &str) -> &str {
-    let h = d.strip_prefix("sha256:").unwrap_or(d);
-    &h[..h.len().min(12)]
-}
-
 fn created(i: &ImageInfo) -> String {
     // "2024-01-02T03:04:05.123Z" -> "2024-01-02 03:04"
     match &i.created {
@@ -253,7 +249,7 @@ fn list(settings: &Settings, all: bool, json: bool) -> anyhow::Result<()> {
                 " ".into(),
                 "<layer>".into(),
                 "<none>".into(),
-                short(&l.digest).into(),
+                short_id(&l.digest).into(),
                 "-".into(),
                 HumanBytes(l.uncompressed_size.or(l.size).unwrap_or(0)).to_string(),
             ]
