@@ -196,10 +196,7 @@ fn pull_if_needed(
 ) -> Result<String> {
     let root = &settings.root;
     let store = crate::images::open(settings)?;
-    let is_source = ["dockertar:", "oci:", "docker:", "docker://", "http:"]
-        .iter()
-        .any(|p| image.starts_with(p));
-    if !is_source && store.image(image).is_ok() {
+    if !syscontainer::imgref::Transport::is_explicit(image) && store.image(image).is_ok() {
         return Ok(image.to_string());
     }
     let opts = syscontainer::source::SourceOptions {
@@ -341,12 +338,11 @@ fn list(root: &Root, all: bool, json: bool) -> Result<()> {
         "NAME", "IMAGE", "IMAGE ID", "DEPL", "STATE"
     );
     for r in rows {
-        let id = r.image_id.strip_prefix("sha256:").unwrap_or(&r.image_id);
         println!(
             "{:<24} {:<40} {:<14} {:<5} {:<10} {}",
             r.name,
             r.image,
-            &id[..id.len().min(12)],
+            syscontainer::imgref::short_id(&r.image_id),
             r.deployment,
             r.state,
             r.runtime

@@ -12,6 +12,8 @@
 //!   as written): [`split_digest`], [`split_tag`], [`split_name`],
 //!   [`with_tag`] and [`qualify`]. [`ImageRef::parse`] is built on the same
 //!   splitting, so the two cannot disagree on where a tag starts.
+//! - Image specs: [`Transport::of`] reads the transport prefix (`dockertar:`,
+//!   `oci:`, `docker:`; anything else is a registry reference).
 //! - The atomic-compatible branch names: an image lives on
 //!   `ociimage/<escaped NAME:TAG>` ([`image_branch`]), a layer on
 //!   `ociimage/<hex digest>` ([`layer_branch`]); [`parse_branch`] reads
@@ -43,6 +45,8 @@ pub const BRANCH_PREFIX: &str = "ociimage/";
 pub const MAX_REF_LEN: usize = 1024;
 /// The scheme that explicitly names a registry reference.
 pub const DOCKER_SCHEME: &str = "docker://";
+/// The scheme of a registry reference over plain HTTP.
+pub const HTTP_SCHEME: &str = "http:";
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ImgRefError {
@@ -101,7 +105,7 @@ impl ImageRef {
         let mut insecure = false;
         if let Some(rest) = s.strip_prefix(DOCKER_SCHEME) {
             s = rest;
-        } else if let Some(rest) = s.strip_prefix("http:") {
+        } else if let Some(rest) = s.strip_prefix(HTTP_SCHEME) {
             insecure = true;
             s = rest.strip_prefix("//").unwrap_or(rest);
         }
@@ -196,6 +200,48 @@ impl fmt::Display for ImageRef {
             write!(f, "@{d}")?;
         }
         Ok(())
+    }
+}
+
+/// Where an image spec says the image comes from, with the rest of the spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport<'a> {
+    /// `dockertar:/path/file.tar`: a `docker save` archive.
+    DockerArchive(&'a str),
+    /// `oci:/path[:ref]`: an OCI image layout directory.
+    OciLayout(&'a str),
+    /// `docker:NAME[:TAG]`: the local Docker Engine.
+    Engine(&'a str),
+    /// Anything else, `docker://` and `http:` included: a registry
+    /// reference, the whole spec (for [`ImageRef::parse`]).
+    Registry(&'a str),
+}
+
+impl<'a> Transport<'a> {
+    /// Classify a spec by its prefix.
+    pub fn of(spec: &'a str) -> Transport<'a> {
+        if let Some(path) = spec.strip_prefix("dockertar:") {
+            Transport::DockerArchive(path)
+        } else if let Some(rest) = spec.strip_prefix("oci:") {
+            Transport::OciLayout(rest)
+        } else if let Some(name) = spec
+            .strip_prefix("docker:")
+            .filter(|n| !n.starts_with("//"))
+        {
+            Transport::Engine(name)
+        } else {
+            Transport::Registry(spec)
+        }
+    }
+
+    /// `true` when `spec` names its transport with a prefix (`dockertar:`,
+    /// `oci:`, `docker:`, `docker://`, `http:`), so that it means "fetch
+    /// this" rather than a name that may already be stored.
+    pub fn is_explicit(spec: &str) -> bool {
+        match Transport::of(spec) {
+            Transport::Registry(s) => s.starts_with(DOCKER_SCHEME) || s.starts_with(HTTP_SCHEME),
+            _ => true,
+        }
     }
 }
 
@@ -650,6 +696,43 @@ mod tests {
         let e = ImageRef::parse("Busy").unwrap_err().to_string();
         assert!(e.contains("'Busy'"), "{e}");
         assert!(ImageRef::parse(&"a".repeat(2000)).is_err());
+    }
+
+    #[test]
+    fn transports() {
+        assert_eq!(
+            Transport::of("dockertar:/a/b.tar"),
+            Transport::DockerArchive("/a/b.tar")
+        );
+        assert_eq!(Transport::of("oci:/d:v1"), Transport::OciLayout("/d:v1"));
+        assert_eq!(
+            Transport::of("docker:busybox:1"),
+            Transport::Engine("busybox:1")
+        );
+        assert_eq!(Transport::of("docker:"), Transport::Engine(""));
+        for reg in [
+            "docker://quay.io/a",
+            "http:localhost:5000/a",
+            "busybox",
+            "quay.io/a:1",
+        ] {
+            assert_eq!(Transport::of(reg), Transport::Registry(reg));
+        }
+        for (spec, explicit) in [
+            ("dockertar:/a.tar", true),
+            ("oci:/d", true),
+            ("docker:busybox", true),
+            ("docker:", true),
+            ("docker://busybox", true),
+            ("http:localhost:5000/a", true),
+            ("http://localhost:5000/a", true),
+            ("busybox", false),
+            ("localhost:5000/a:1", false),
+            ("sha256:abc", false),
+            ("dockertarx", false),
+        ] {
+            assert_eq!(Transport::is_explicit(spec), explicit, "{spec}");
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-use crate::imgref::ImgRefError;
+use crate::imgref::{ImgRefError, Transport};
 
 pub mod auth;
 pub mod digest;
@@ -268,20 +268,15 @@ impl SourceError {
     }
 }
 
-/// Open the source a spec names (see the module docs for the forms).
+/// Open the source a spec names (see the module docs for the forms; the
+/// prefix is read by [`Transport::of`]).
 pub fn open(spec: &str, opts: &SourceOptions) -> Result<Box<dyn ImageSource>, SourceError> {
-    if let Some(path) = spec.strip_prefix("dockertar:") {
-        return Ok(Box::new(dockertar::DockerArchiveSource::open(path)?));
-    }
-    if let Some(rest) = spec.strip_prefix("oci:") {
-        return Ok(Box::new(oci::OciLayoutSource::open(rest)?));
-    }
-    if let Some(name) = spec.strip_prefix("docker:") {
-        if !name.starts_with("//") {
-            return Ok(Box::new(engine::EngineSource::new(name, opts)?));
-        }
-    }
-    Ok(Box::new(registry::RegistrySource::new(spec, opts)?))
+    Ok(match Transport::of(spec) {
+        Transport::DockerArchive(path) => Box::new(dockertar::DockerArchiveSource::open(path)?),
+        Transport::OciLayout(rest) => Box::new(oci::OciLayoutSource::open(rest)?),
+        Transport::Engine(name) => Box::new(engine::EngineSource::new(name, opts)?),
+        Transport::Registry(spec) => Box::new(registry::RegistrySource::new(spec, opts)?),
+    })
 }
 
 /// The compression of a layer blob.
