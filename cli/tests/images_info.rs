@@ -472,3 +472,33 @@ fn images_info_output_is_pinned() {
         assert!(err.contains(what), "{case}: {err}");
     }
 }
+
+/// A store error on the way (a layer's ref gone from the repo) keeps its
+/// message and its exit code (4: missing).
+#[test]
+fn images_info_on_a_missing_layer_exits_4() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    let c = exports_case(
+        "layer-missing",
+        &[("service.template", b"ExecStart=$EXEC_START\n")],
+    );
+    let image = "example.com/info/layer-missing:1";
+    let spec = archive(&root.join("l.tar"), image, &c.layers);
+    let o = cli(root, &["pull", "-q", &spec]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    // docker-archive layers are uncompressed: the layer digest is the tar's.
+    let digest = sha(&c.layers[0]);
+    let o = Command::new("ostree")
+        .arg(format!("--repo={}", root.join("repo").display()))
+        .args(["refs", "--delete", &format!("ociimage/{}", &digest[7..])])
+        .output()
+        .expect("the ostree CLI is installed");
+    assert!(o.status.success(), "{o:?}");
+    let o = cli(root, &["images", "info", image]);
+    assert_eq!(o.status.code(), Some(4), "{o:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        format!("error: reading the templates of '{image}': image '{image}': layer {digest} is missing from the repo\n")
+    );
+}
