@@ -556,7 +556,7 @@ fn pull_then_union_checkout() {
     assert_eq!(rf("/usr/bin"), None);
 
     // info: templates across layers, whiteouts honoured.
-    let vars = e.store.info(&info).unwrap();
+    let vars = syscontainer::deploy::variables(&e.store, &info).unwrap();
     assert_eq!(vars.templates, vec!["/exports/config.json.template"]);
     assert_eq!(
         vars.with_default.get("PORT").map(String::as_str),
