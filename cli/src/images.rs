@@ -326,8 +326,7 @@ pub fn run(settings: &Settings, cmd: ImagesCmd) -> anyhow::Result<()> {
         ImagesCmd::Info { image, json } => {
             let store = open(settings)?;
             let img = store.image(&image)?;
-            let v = store
-                .info(&img)
+            let v = syscontainer::deploy::variables(&store, &img)
                 .with_context(|| format!("reading the templates of '{}'", img.name))?;
             if json {
                 println!(

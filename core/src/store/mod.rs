@@ -55,7 +55,6 @@ pub use location::{Location, LocationError};
 pub use lock::{LockMode, StoreLock};
 pub use pull::{pull, NoProgress, Progress, PullReport};
 pub use query::{ImageInfo, LayerInfo};
-pub use union::ImageVariables;
 pub use verify::{CheckoutDiff, LayerVerify, VerifyReport};
 
 /// Image commit: the manifest, as stored by atomic.
