@@ -261,7 +261,17 @@ pub fn pull(
             continue;
         }
         progress.layer_started(i, d);
-        let (commit, stats, read) = fetch_layer(repo, src, &desc, &name, i, d, diff_id, progress)?;
+        let (commit, stats, read) = fetch_layer(
+            repo,
+            store.import_limits(),
+            src,
+            &desc,
+            &name,
+            i,
+            d,
+            diff_id,
+            progress,
+        )?;
         crate::failpoint!("pull.layer-written");
         repo.transaction_set_ref(None, &names::branch_for_layer(&d.digest), Some(&commit));
         this_pull.insert(d.digest.clone(), commit);
@@ -316,6 +326,7 @@ pub fn pull(
 #[allow(clippy::too_many_arguments)]
 fn fetch_layer(
     repo: &ostree::Repo,
+    limits: &ImportLimits,
     src: &mut dyn ImageSource,
     desc: &str,
     name: &str,
@@ -348,7 +359,7 @@ fn fetch_layer(
                 cur: Vec::new(),
                 pos: 0,
             },
-            &ImportLimits::from_env(),
+            limits,
             &LayerInfo {
                 compressed_size: Some(d.size),
                 blob: Some(blob),
