@@ -14,7 +14,9 @@ pub const VARS: &[Var] = &[
     },
     Var {
         name: logging::ENV,
-        meaning: syscontainer::log_meaning!("default info, kmsg (stderr when /dev/kmsg is not writable)"),
+        meaning: syscontainer::log_meaning!(
+            "default info, kmsg (stderr when /dev/kmsg is not writable)"
+        ),
     },
 ];
 
