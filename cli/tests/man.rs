@@ -145,7 +145,7 @@ fn generated_page_is_complete_and_clean() {
     ] {
         assert!(
             env.lines()
-                .any(|l| l.trim_start().split_whitespace().next() == Some(var)),
+                .any(|l| l.split_whitespace().next() == Some(var)),
             "ENVIRONMENT lacks {var}:\n{env}"
         );
     }
