@@ -6,6 +6,11 @@
 //!
 //! Every run has a cleared environment, on a temp root holding a broken
 //! record: each binary then has something to log at warn or error level.
+//!
+//! And the CLI's settings reach the library: the import limits, `DOCKER_HOST`,
+//! the auth files and the checkout method, which the library used to read
+//! for itself.
+//! Needs root (bare OSTree repos store ownership).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -236,4 +241,162 @@ fn an_unknown_token_warns_once_alike_and_the_rest_applies() {
             "{name} warned more than once: {lines:?}"
         );
     }
+}
+
+// The CLI's settings reach the library: each variable that the library used
+// to read for itself changes what a command does.
+
+fn tar_header(size: usize, mode: u32) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_size(size as u64);
+    h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1);
+    h
+}
+
+/// A docker-archive of `example.com/env:1` at `path`: one layer with
+/// `/bin/sh`, `/etc/motd` and a symlink `/bin/link -> sh`.
+fn archive(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let mut b = tar::Builder::new(Vec::new());
+    for (p, data) in [("bin/sh", &b"#!/bin/true\n"[..]), ("etc/motd", b"hi\n")] {
+        b.append_data(&mut tar_header(data.len(), 0o755), p, data)
+            .unwrap();
+    }
+    let mut h = tar_header(0, 0o777);
+    h.set_entry_type(tar::EntryType::Symlink);
+    b.append_link(&mut h, "bin/link", "sh").unwrap();
+    let layer = b.into_inner().unwrap();
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["/bin/sh"]}},"rootfs":{{"type":"layers","diff_ids":["sha256:{}"]}}}}"#,
+        hex::encode(Sha256::digest(&layer))
+    );
+    let manifest =
+        r#"[{"Config":"config.json","RepoTags":["example.com/env:1"],"Layers":["layer.tar"]}]"#;
+    let mut b = tar::Builder::new(fs::File::create(path).unwrap());
+    for (p, data) in [
+        ("manifest.json", manifest.as_bytes()),
+        ("config.json", config.as_bytes()),
+        ("layer.tar", &layer),
+    ] {
+        b.append_data(&mut tar_header(data.len(), 0o644), p, data)
+            .unwrap();
+    }
+    b.finish().unwrap();
+    format!("dockertar:{}", path.display())
+}
+
+/// The CLI on `root` with only `vars` set.
+fn cli(root: &Path, vars: &[(&str, &str)], args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .env("SYSCONTAINER_ROOT", root)
+        .envs(vars.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[track_caller]
+fn expect(o: &Output, code: i32, what: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(code), "{err}");
+    assert!(err.contains(what), "stderr does not say '{what}': {err}");
+}
+
+#[test]
+fn import_limits_docker_host_and_auth_files_reach_the_pull() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let src = archive(&r.join("env.tar"));
+    expect(
+        &cli(
+            r,
+            &[("SYSCONTAINER_MAX_LAYER_ENTRIES", "2")],
+            &["pull", "-q", &src],
+        ),
+        3,
+        "the layer has more than 2 entries",
+    );
+    expect(
+        &cli(
+            r,
+            &[("SYSCONTAINER_MAX_LAYER_BYTES", "4")],
+            &["pull", "-q", &src],
+        ),
+        3,
+        "over the limit of 4 bytes",
+    );
+    expect(
+        &cli(
+            r,
+            &[("DOCKER_HOST", "tcp://192.0.2.1:2375")],
+            &["pull", "docker:x"],
+        ),
+        3,
+        "DOCKER_HOST='tcp://192.0.2.1:2375' is not supported",
+    );
+    // The auth files come from HOME and XDG_RUNTIME_DIR (a broken one is
+    // named before the registry is asked anything).
+    for (var, file) in [
+        ("HOME", ".docker/config.json"),
+        ("XDG_RUNTIME_DIR", "containers/auth.json"),
+    ] {
+        let dir = r.join(var);
+        let path = dir.join(file);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, "{").unwrap();
+        expect(
+            &cli(
+                r,
+                &[(var, dir.to_str().unwrap())],
+                &["pull", "-q", "http:127.0.0.1:9/x:1"],
+            ),
+            3,
+            &format!("auth file {}: invalid JSON", path.display()),
+        );
+    }
+    // Without them, the same pull works.
+    expect(&cli(r, &[], &["pull", "-q", &src]), 0, "");
+}
+
+fn nlink(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .nlink()
+}
+
+#[test]
+fn the_checkout_method_reaches_install() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let src = archive(&r.join("env.tar"));
+    expect(&cli(r, &[], &["pull", "-q", &src]), 0, "");
+    let link = |name: &str| {
+        r.join(format!(
+            "var/lib/containers/atomic/{name}.0/rootfs/bin/link"
+        ))
+    };
+    // Ours creates symlinks; libostree's hardlinks them to the repo object.
+    let no_start = ["--no-enable"];
+    let install = |name: &str, vars: &[(&str, &str)]| {
+        let args = [
+            &["install", "--name", name][..],
+            &no_start,
+            &["example.com/env:1"],
+        ]
+        .concat();
+        expect(&cli(r, vars, &args), 0, "");
+    };
+    install("ours", &[]);
+    install("theirs", &[("SYSCONTAINER_CHECKOUT", "libostree")]);
+    assert_eq!(nlink(&link("ours")), 1);
+    assert!(
+        nlink(&link("theirs")) > 1,
+        "libostree's checkout was not used"
+    );
 }
