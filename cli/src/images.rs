@@ -154,9 +154,10 @@ pub fn pull_into(
 }
 
 /// The image store where the settings (`ATOMIC_OSTREE_REPO`,
-/// `ATOMIC_OSTREE_CHECKOUT_PATH`) put it.
+/// `ATOMIC_OSTREE_CHECKOUT_PATH`) put it, with their checkout method and
+/// import limits.
 pub(crate) fn open(settings: &Settings) -> anyhow::Result<Store> {
-    Store::open_with(&settings.root, &settings.location).context("opening the image store")
+    settings.store().context("opening the image store")
 }
 
 /// Image IDs used by installed containers, from their records.
@@ -175,15 +176,14 @@ fn in_use(root: &Root) -> Vec<String> {
 }
 
 pub fn pull(settings: &Settings, a: PullArgs) -> anyhow::Result<()> {
-    let root = &settings.root;
     let store = open(settings)?;
     let opts = SourceOptions {
-        root: root.clone(),
         creds: a.creds,
         authfile: a.authfile,
         tls_verify: a.tls_verify,
         quiet: a.quiet,
         low_speed: a.transfer.low_speed(),
+        ..settings.source_options()
     };
     let r = pull_into(&store, &a.source, &opts, a.quiet || a.json)?;
     if a.json {

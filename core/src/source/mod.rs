@@ -79,6 +79,12 @@ pub struct SourceOptions {
     pub creds: Option<String>,
     /// `--authfile F`: the only auth file consulted when given.
     pub authfile: Option<PathBuf>,
+    /// The auth files consulted, in order, when `authfile` is not given: the
+    /// binary's [`auth::default_auth_files`] (none by default).
+    pub auth_files: Vec<PathBuf>,
+    /// `DOCKER_HOST` as the binary read it: the engine socket of `docker:`
+    /// sources (`unix:///path`; default [`engine::DEFAULT_SOCKET`]).
+    pub docker_host: Option<String>,
     /// Verify TLS certificates (default true). When false, a registry may
     /// also be reached over plain HTTP.
     pub tls_verify: bool,
@@ -99,6 +105,8 @@ impl std::fmt::Debug for SourceOptions {
             .field("root", &self.root)
             .field("creds", &creds)
             .field("authfile", &self.authfile)
+            .field("auth_files", &self.auth_files)
+            .field("docker_host", &self.docker_host)
             .field("tls_verify", &self.tls_verify)
             .field("quiet", &self.quiet)
             .field("low_speed", &self.low_speed)
@@ -107,12 +115,15 @@ impl std::fmt::Debug for SourceOptions {
 }
 
 impl SourceOptions {
-    /// Defaults: verify TLS, no explicit credentials, not quiet.
+    /// Defaults: verify TLS, no credentials and no auth file, the default
+    /// engine socket, not quiet.
     pub fn new(root: crate::paths::Root) -> Self {
         SourceOptions {
             root,
             creds: None,
             authfile: None,
+            auth_files: Vec::new(),
+            docker_host: None,
             tls_verify: true,
             quiet: false,
             low_speed: LowSpeed::DEFAULT,

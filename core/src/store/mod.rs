@@ -89,6 +89,8 @@ pub struct Store {
     checkout_real: PathBuf,
     lock_path: PathBuf,
     lock: RefCell<lock::LockState>,
+    checkout_method: CheckoutMethod,
+    import_limits: import::ImportLimits,
 }
 
 fn same_fs(a: &Path, b: &Path) -> bool {

@@ -262,7 +262,17 @@ pub fn pull(
             continue;
         }
         progress.layer_started(i, d);
-        let (commit, stats, read) = fetch_layer(repo, src, &desc, &name, i, d, diff_id, progress)?;
+        let (commit, stats, read) = fetch_layer(
+            repo,
+            store.import_limits(),
+            src,
+            &desc,
+            &name,
+            i,
+            d,
+            diff_id,
+            progress,
+        )?;
         crate::failpoint!("pull.layer-written");
         repo.transaction_set_ref(None, &imgref::layer_branch(&d.digest)?, Some(&commit));
         this_pull.insert(d.digest.clone(), commit);
@@ -317,6 +327,7 @@ pub fn pull(
 #[allow(clippy::too_many_arguments)]
 fn fetch_layer(
     repo: &ostree::Repo,
+    limits: &ImportLimits,
     src: &mut dyn ImageSource,
     desc: &str,
     name: &str,
@@ -349,7 +360,7 @@ fn fetch_layer(
                 cur: Vec::new(),
                 pos: 0,
             },
-            &ImportLimits::from_env(),
+            limits,
             &LayerInfo {
                 compressed_size: Some(d.size),
                 blob: Some(blob),
