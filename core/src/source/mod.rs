@@ -32,6 +32,7 @@ pub mod engine;
 pub mod manifest;
 pub mod oci;
 pub mod registry;
+pub mod tls;
 pub mod transfer;
 
 pub use digest::{sha256_digest, DigestReader, VerifyError};
