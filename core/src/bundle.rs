@@ -530,6 +530,8 @@ pub struct Bundle {
     pub dir: PathBuf,
     /// Real path of the rendered tmpfiles file, when it has lines to apply.
     pub tmpfiles: Option<PathBuf>,
+    /// Its text.
+    pub tmpfiles_text: String,
     /// The final config, as written.
     pub config: Value,
 }
@@ -599,7 +601,7 @@ pub fn prepare(root: &Root, rec: &Record, cgroup: Option<&str>) -> Result<Bundle
     let text = serde_json::to_vec(&config).expect("config serializes");
     fsutil::write_atomic(&cpath, &text, 0o600).map_err(werr(&cpath))?;
     let tpath = bdir.join("tmpfiles.conf");
-    let tmpfiles = if tmpfiles_empty(&tmpfiles) {
+    let tmpfiles_path = if tmpfiles_empty(&tmpfiles) {
         let _ = fs::remove_file(&tpath);
         None
     } else {
@@ -608,7 +610,8 @@ pub fn prepare(root: &Root, rec: &Record, cgroup: Option<&str>) -> Result<Bundle
     };
     Ok(Bundle {
         dir: bdir,
-        tmpfiles,
+        tmpfiles: tmpfiles_path,
+        tmpfiles_text: tmpfiles,
         config,
     })
 }

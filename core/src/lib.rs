@@ -24,6 +24,8 @@ pub mod name;
 pub mod paths;
 pub mod record;
 pub mod template;
+#[cfg(feature = "runtime")]
+pub mod tmpfiles;
 pub mod unit;
 pub mod vars;
 
