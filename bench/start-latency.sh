@@ -1,7 +1,8 @@
 #!/bin/sh
 # Start latency: `syscontainer-exec run NAME` of a busybox container running
-# /bin/true, side by side with a bare `runc run` of the same bundle, in one
-# run. Prints the ratio. Needs root, runc and busybox; uses hyperfine when
+# /bin/true, with a one-line tmpfiles.template (as most corpus images have),
+# side by side with a bare `runc run` of the same bundle, in one run. Prints
+# the ratio. Needs root, runc and busybox; uses hyperfine when
 # installed (apt-get install hyperfine), else a shell loop.
 #
 #   bench/start-latency.sh [RUNS]
@@ -37,6 +38,7 @@ cat > "$DEP/rootfs/exports/config.json" <<JSON
    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]}],
  "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "mount"}]}}
 JSON
+echo 'D ${RUN_DIRECTORY}/${NAME} 0700 - - - -' > "$DEP/rootfs/exports/tmpfiles.template"
 echo '{"image": "bench", "image_id": "sha256:00", "image_config": {}}' > "$DEP/info.json"
 cat > "$T/etc/syscontainer/containers/$NAME.json" <<JSON
 {"version": 1, "name": "$NAME", "image": "bench", "image_id": "sha256:00",
