@@ -72,7 +72,9 @@ pub fn record(data: &[u8]) {
 }
 
 /// Image references: a parsed reference's canonical form parses to the same
-/// canonical form; branch escaping round-trips for any string.
+/// canonical form and is left alone by `qualify` and `with_tag`; splitting
+/// a name and joining it again gives `with_tag`'s form; branch escaping
+/// round-trips for any string; only lowercase hex is a digest.
 pub fn imgref(data: &[u8]) {
     let Ok(s) = std::str::from_utf8(data) else {
         return;
@@ -84,6 +86,14 @@ pub fn imgref(data: &[u8]) {
         assert_eq!(again.canonical(), c, "canonical form of {s:?}");
         let _ = r.reference();
         let _ = r.api_host();
+        assert_eq!(imgref::qualify(&c), c, "qualify of {c:?}");
+        assert_eq!(imgref::with_tag(&c), c, "with_tag of {c:?}");
+        let want = match (&r.tag, &r.digest) {
+            (Some(t), _) => t.as_str(),
+            (None, Some(d)) => d.as_str(),
+            (None, None) => imgref::DEFAULT_TAG,
+        };
+        assert_eq!(imgref::split_name(&c), (r.name().as_str(), want));
         let b = imgref::image_branch(&c);
         match imgref::parse_branch(&b) {
             Ok(imgref::Branch::Image(n)) => assert_eq!(n, c),
@@ -97,8 +107,30 @@ pub fn imgref(data: &[u8]) {
         .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_'));
     let _ = imgref::unescape(s);
     let _ = imgref::parse_branch(s);
-    let _ = imgref::layer_branch(s);
     let _ = imgref::validate_digest(s);
+    let joined = match imgref::split_digest(s) {
+        (_, Some(_)) => {
+            let (repo, d) = imgref::split_name(s);
+            format!("{repo}@{d}")
+        }
+        (_, None) => {
+            let (repo, tag) = imgref::split_name(s);
+            format!("{repo}:{tag}")
+        }
+    };
+    assert_eq!(joined, imgref::with_tag(s), "split_name of {s:?}");
+    let lower = |h: &str| h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if let Ok(b) = imgref::layer_branch(s) {
+        assert!(imgref::digest_hex(s).is_some_and(lower), "{s:?}");
+        assert_eq!(
+            imgref::parse_branch(&b),
+            Ok(imgref::Branch::Layer(s.to_string()))
+        );
+    }
+    if let Some(h) = imgref::id_prefix(s) {
+        assert!(!h.is_empty() && lower(h), "{s:?}");
+    }
+    let _ = imgref::Transport::of(s);
 }
 
 /// Manifest, index and config parsing, and platform selection. The first

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use syscontainer::deploy::{
-    self, store::StoreSource, InstallOptions, Switched, UpdateOptions, UpdateOutcome,
-};
+use syscontainer::deploy::{self, InstallOptions, Switched, UpdateOptions, UpdateOutcome};
 use syscontainer::paths::Root;
 
 use crate::Settings;
@@ -141,7 +139,7 @@ pub fn run(cmd: ContainerCmd, settings: &Settings) -> Result<()> {
         ContainerCmd::Install(mut a) => {
             let ls = a.transfer.low_speed();
             a.image = pull_if_needed(settings, &a.image, a.creds.clone(), a.tls_verify, ls)?;
-            let src = StoreSource::open(root, &settings.location)?;
+            let src = settings.store_source()?;
             let opts = InstallOptions {
                 name: a.name,
                 set: a.set,
@@ -194,28 +192,24 @@ fn pull_if_needed(
     tls_verify: bool,
     low_speed: syscontainer::source::LowSpeed,
 ) -> Result<String> {
-    let root = &settings.root;
     let store = crate::images::open(settings)?;
-    let is_source = ["dockertar:", "oci:", "docker:", "docker://", "http:"]
-        .iter()
-        .any(|p| image.starts_with(p));
-    if !is_source && store.image(image).is_ok() {
+    if !syscontainer::imgref::Transport::is_explicit(image) && store.image(image).is_ok() {
         return Ok(image.to_string());
     }
     let opts = syscontainer::source::SourceOptions {
-        root: root.clone(),
         creds,
         authfile: None,
         tls_verify,
         quiet: false,
         low_speed,
+        ..settings.source_options()
     };
     Ok(crate::images::pull_into(&store, image, &opts, false)?.name)
 }
 
 fn verify(settings: &Settings, name: &str, json: bool) -> Result<()> {
     let root = &settings.root;
-    let src = StoreSource::open(root, &settings.location)?;
+    let src = settings.store_source()?;
     let r = deploy::verify(root, &src, name).with_context(|| format!("cannot verify {name}"))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -268,7 +262,7 @@ fn update(settings: &Settings, a: UpdateArgs) -> Result<()> {
         )?),
         None => None,
     };
-    let src = StoreSource::open(root, &settings.location)?;
+    let src = settings.store_source()?;
     let opts = UpdateOptions {
         set: a.set,
         rebase,
@@ -341,12 +335,11 @@ fn list(root: &Root, all: bool, json: bool) -> Result<()> {
         "NAME", "IMAGE", "IMAGE ID", "DEPL", "STATE"
     );
     for r in rows {
-        let id = r.image_id.strip_prefix("sha256:").unwrap_or(&r.image_id);
         println!(
             "{:<24} {:<40} {:<14} {:<5} {:<10} {}",
             r.name,
             r.image,
-            &id[..id.len().min(12)],
+            syscontainer::imgref::short_id(&r.image_id),
             r.deployment,
             r.state,
             r.runtime

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::Settings;
 use anyhow::{bail, Context};
 use clap::{ArgAction, Args, Subcommand};
+use syscontainer::imgref::short_id;
 use syscontainer::paths::Root;
 use syscontainer::record::{self, FoundState};
 use syscontainer::source::{self, LowSpeed, SourceOptions};
@@ -153,9 +154,10 @@ pub fn pull_into(
 }
 
 /// The image store where the settings (`ATOMIC_OSTREE_REPO`,
-/// `ATOMIC_OSTREE_CHECKOUT_PATH`) put it.
+/// `ATOMIC_OSTREE_CHECKOUT_PATH`) put it, with their checkout method and
+/// import limits.
 pub(crate) fn open(settings: &Settings) -> anyhow::Result<Store> {
-    Store::open_with(&settings.root, &settings.location).context("opening the image store")
+    settings.store().context("opening the image store")
 }
 
 /// Image IDs used by installed containers, from their records.
@@ -174,26 +176,20 @@ fn in_use(root: &Root) -> Vec<String> {
 }
 
 pub fn pull(settings: &Settings, a: PullArgs) -> anyhow::Result<()> {
-    let root = &settings.root;
     let store = open(settings)?;
     let opts = SourceOptions {
-        root: root.clone(),
         creds: a.creds,
         authfile: a.authfile,
         tls_verify: a.tls_verify,
         quiet: a.quiet,
         low_speed: a.transfer.low_speed(),
+        ..settings.source_options()
     };
     let r = pull_into(&store, &a.source, &opts, a.quiet || a.json)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     }
     Ok(())
-}
-
-fn short(d: &str) -> &str {
-    let h = d.strip_prefix("sha256:").unwrap_or(d);
-    &h[..h.len().min(12)]
 }
 
 fn created(i: &ImageInfo) -> String {
@@ -253,7 +249,7 @@ fn list(settings: &Settings, all: bool, json: bool) -> anyhow::Result<()> {
                 " ".into(),
                 "<layer>".into(),
                 "<none>".into(),
-                short(&l.digest).into(),
+                short_id(&l.digest).into(),
                 "-".into(),
                 HumanBytes(l.uncompressed_size.or(l.size).unwrap_or(0)).to_string(),
             ]
@@ -330,8 +326,7 @@ pub fn run(settings: &Settings, cmd: ImagesCmd) -> anyhow::Result<()> {
         ImagesCmd::Info { image, json } => {
             let store = open(settings)?;
             let img = store.image(&image)?;
-            let v = store
-                .info(&img)
+            let v = syscontainer::deploy::variables(&store, &img)
                 .with_context(|| format!("reading the templates of '{}'", img.name))?;
             if json {
                 println!(

@@ -6,14 +6,16 @@ mod containers;
 mod images;
 mod man;
 mod progress;
+mod settings;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use syscontainer::exit;
-use syscontainer::paths::{self, Root};
-use syscontainer::store::{Location, LocationError};
+use syscontainer::logging::{self, Style};
+
+pub(crate) use settings::Settings;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -21,19 +23,7 @@ Exit codes:
   1  any other failure (network, repo, I/O, corruption found by `images verify`)
   2  usage error (bad arguments, or a bad ATOMIC_OSTREE_* value)
   3  invalid input: a hostile or malformed layer or image, a bad template or record
-  4  image or deployment missing
-
-Environment:
-  SYSCONTAINER_ROOT            resolve every path under this directory (default /)
-  ATOMIC_OSTREE_REPO           the OSTree repo (default /ostree/repo when it exists on the
-                               checkout root's filesystem, else CHECKOUT_ROOT/.storage/ostree)
-  ATOMIC_OSTREE_CHECKOUT_PATH  where install puts NAME.0, NAME.1 and the link NAME (default
-                               /var/lib/containers/atomic); the record keeps it, so later
-                               commands, the generator and syscontainer-exec follow the record
-  SYSCONTAINER_MAX_LAYER_ENTRIES  refuse a layer with more tar entries (default 1000000)
-  SYSCONTAINER_MAX_LAYER_BYTES    refuse a layer with more file content (default 64 GiB)
-  SYSCONTAINER_SPEED_LIMIT     --speed-limit of pull, install, containers update (default 1000 B/s)
-  SYSCONTAINER_SPEED_TIME      --speed-time, its window (default 30 s)";
+  4  image or deployment missing";
 
 /// System containers: services shipped as OCI images, stored in OSTree,
 /// checked out read-only with hardlinks, run by runc, supervised by systemd.
@@ -48,7 +38,7 @@ Environment:
 /// daemon: the store is a directory, guarded by a lock under
 /// /run/syscontainer/lock.
 #[derive(Parser)]
-#[command(name = "syscontainer", version, after_help = EXIT_CODES)]
+#[command(name = "syscontainer", version, after_help = settings::after_help(EXIT_CODES))]
 struct Cli {
     /// Resolve every path under this directory (tests, image builds).
     #[arg(long, global = true, env = "SYSCONTAINER_ROOT", default_value = "/")]
@@ -75,28 +65,6 @@ enum Cmd {
     },
 }
 
-/// What the environment says, read once at the start and passed down.
-pub(crate) struct Settings {
-    pub root: Root,
-    /// `ATOMIC_OSTREE_REPO`, `ATOMIC_OSTREE_CHECKOUT_PATH`.
-    pub location: Location,
-}
-
-impl Settings {
-    fn from_env(root: PathBuf) -> Result<Settings, LocationError> {
-        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-        let location = Location::from_vars(
-            std::env::var_os(paths::ENV_OSTREE_REPO),
-            std::env::var_os(paths::ENV_CHECKOUT_PATH),
-            &cwd,
-        )?;
-        Ok(Settings {
-            root: Root::new(root),
-            location,
-        })
-    }
-}
-
 fn run(settings: &Settings, cmd: Cmd) -> anyhow::Result<()> {
     match cmd {
         Cmd::Pull(a) => images::pull(settings, a),
@@ -116,34 +84,16 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     }
 }
 
-struct Logger(log::LevelFilter);
-
-impl log::Log for Logger {
-    fn enabled(&self, m: &log::Metadata) -> bool {
-        m.level() <= self.0
-    }
-    fn log(&self, r: &log::Record) {
-        if self.enabled(r.metadata()) {
-            match r.level() {
-                log::Level::Error | log::Level::Warn => eprintln!("syscontainer: {}", r.args()),
-                _ => eprintln!("{}", r.args()),
-            }
-        }
-    }
-    fn flush(&self) {}
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let level = if cli.verbose {
-        log::LevelFilter::Debug
-    } else {
-        log::LevelFilter::Info
-    };
-    if log::set_boxed_logger(Box::new(Logger(level))).is_ok() {
-        log::set_max_level(level);
-    }
-    let settings = match Settings::from_env(cli.root) {
+    let env = settings::read_env();
+    logging::init(
+        "syscontainer",
+        Style::Console,
+        &settings::log_config(&env, cli.verbose),
+    );
+    log::debug!("environment: {}", env.describe());
+    let settings = match Settings::new(&env, cli.root) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

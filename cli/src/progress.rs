@@ -5,13 +5,9 @@ use std::collections::HashMap;
 use std::io::{self, IsTerminal};
 
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressStyle};
+use syscontainer::imgref::short_id;
 use syscontainer::source::{Descriptor, ResolvedImage};
 use syscontainer::store::{ImportStats, Progress, PullReport};
-
-fn short(d: &str) -> &str {
-    let h = d.strip_prefix("sha256:").unwrap_or(d);
-    &h[..h.len().min(12)]
-}
 
 enum Mode {
     Quiet,
@@ -70,7 +66,7 @@ impl Progress for ConsoleProgress {
             "Layer {}/{} {}: already present",
             idx + 1,
             self.total,
-            short(&d.digest)
+            short_id(&d.digest)
         ));
     }
 
@@ -81,7 +77,7 @@ impl Progress for ConsoleProgress {
                 "Layer {}/{} {}: fetching {}",
                 idx + 1,
                 self.total,
-                short(&d.digest),
+                short_id(&d.digest),
                 HumanBytes(d.size)
             ),
             Mode::Bars(m) => {
@@ -97,7 +93,7 @@ impl Progress for ConsoleProgress {
                     "Layer {}/{} {}",
                     idx + 1,
                     self.total,
-                    short(&d.digest)
+                    short_id(&d.digest)
                 ));
                 self.bars.insert(idx, pb);
             }
@@ -127,7 +123,7 @@ impl Progress for ConsoleProgress {
                 "Layer {}/{} {}: stored ({msg})",
                 idx + 1,
                 self.total,
-                short(&d.digest)
+                short_id(&d.digest)
             )),
         }
     }
@@ -137,13 +133,13 @@ impl Progress for ConsoleProgress {
             self.line(&format!(
                 "Image {} is up to date ({})",
                 r.name,
-                short(&r.image_id)
+                short_id(&r.image_id)
             ));
         } else {
             self.line(&format!(
                 "Pulled {} ({}): {} of {} layers fetched, {}",
                 r.name,
-                short(&r.image_id),
+                short_id(&r.image_id),
                 r.layers_fetched,
                 r.layers_total,
                 HumanBytes(r.bytes_fetched)

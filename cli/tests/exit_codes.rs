@@ -47,12 +47,17 @@ fn layer(extra: &[(&str, &[u8])], raw_name: Option<&[u8]>) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-/// A docker-archive of one image `tag` with `layer`, at `path`.
-fn archive(path: &Path, tag: &str, layer: &[u8]) -> String {
-    let config = format!(
+/// The image config of an image of one `layer`; its digest is the image ID.
+fn config(layer: &[u8]) -> String {
+    format!(
         r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["/bin/sh"]}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
         sha(layer)
-    );
+    )
+}
+
+/// A docker-archive of one image `tag` with `layer`, at `path`.
+fn archive(path: &Path, tag: &str, layer: &[u8]) -> String {
+    let config = config(layer);
     let manifest =
         format!(r#"[{{"Config":"config.json","RepoTags":["{tag}"],"Layers":["layer.tar"]}}]"#);
     let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
@@ -278,6 +283,62 @@ fn invalid_input_exits_3() {
     );
     // Nothing of the refused installs is left.
     assert!(!root.join("etc/syscontainer/containers/bad.json").exists());
+}
+
+/// An image ID prefix that two images share is refused, naming the prefix
+/// and both IDs, and deletes nothing. The images are pulled one by one until
+/// two IDs (config digests) share their first hex digit.
+#[test]
+fn ambiguous_image_id_exits_3() {
+    let f = fixture();
+    let root = &f.root;
+    let mut ids = vec![sha(config(&layer(&[], None)).as_bytes())];
+    let (a, b) = 'found: {
+        for n in 0..16 {
+            let l = layer(&[("etc/n", n.to_string().as_bytes())], None);
+            let spec = archive(
+                &root.join(format!("amb{n}.tar")),
+                &format!("example.com/amb{n}:1"),
+                &l,
+            );
+            let o = cli(root, &["pull", "-q", &spec]);
+            assert_eq!(o.status.code(), Some(0), "{o:?}");
+            let id = sha(config(&l).as_bytes());
+            if let Some(other) = ids.iter().find(|i| i[7..8] == id[7..8]) {
+                break 'found (other.clone(), id);
+            }
+            ids.push(id);
+        }
+        unreachable!("17 IDs over 16 hex digits: two share the first");
+    };
+    let shared = a[7..]
+        .bytes()
+        .zip(b[7..].bytes())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let prefix = &a[7..7 + shared];
+    let matches = if a < b {
+        format!("{a}, {b}")
+    } else {
+        format!("{b}, {a}")
+    };
+    for args in [
+        &["images", "info", prefix][..],
+        &["images", "delete", prefix],
+    ] {
+        expect(
+            &cli(root, args),
+            3,
+            &format!("image ID prefix '{prefix}' is ambiguous: {matches}"),
+        );
+    }
+    // Both are still there, and each is found by one digit more.
+    for id in [&a, &b] {
+        let o = cli(root, &["images", "info", &id[7..8 + shared]]);
+        assert_eq!(o.status.code(), Some(0), "{o:?}");
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains(&format!("({id})")), "{out}");
+    }
 }
 
 #[test]

@@ -125,6 +125,30 @@ fn generated_page_is_complete_and_clean() {
         text.contains("SYSCONTAINER_MAX_LAYER_BYTES") && text.contains("ATOMIC_OSTREE_REPO"),
         "{text}"
     );
+    // Every variable the CLI reads (its settings table), each an item.
+    let env = &text[text.find("\nENVIRONMENT\n").unwrap()..text.find("\nFILES\n").unwrap()];
+    for var in [
+        "SYSCONTAINER_ROOT",
+        "SYSCONTAINER_LOG",
+        "ATOMIC_OSTREE_REPO",
+        "ATOMIC_OSTREE_CHECKOUT_PATH",
+        "SYSCONTAINER_CHECKOUT",
+        "SYSCONTAINER_MAX_LAYER_ENTRIES",
+        "SYSCONTAINER_MAX_LAYER_BYTES",
+        "SYSCONTAINER_MAX_SPARSE_RATIO",
+        "SYSCONTAINER_SPEED_LIMIT",
+        "SYSCONTAINER_SPEED_TIME",
+        "DOCKER_HOST",
+        "XDG_RUNTIME_DIR",
+        "XDG_CONFIG_HOME",
+        "HOME",
+    ] {
+        assert!(
+            env.lines()
+                .any(|l| l.split_whitespace().next() == Some(var)),
+            "ENVIRONMENT lacks {var}:\n{env}"
+        );
+    }
     // The hidden command stays hidden; no help subcommand.
     assert!(!text.contains("generate-man"), "{text}");
     assert!(!text.contains("syscontainer help"), "{text}");

@@ -33,6 +33,8 @@ fn sha(b: &[u8]) -> String {
 struct Registry {
     port: u16,
     auths: Arc<Mutex<Vec<Option<String>>>>,
+    /// The first line of every connection that sent one.
+    requests: Arc<Mutex<Vec<String>>>,
 }
 
 fn image() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
@@ -72,6 +74,8 @@ impl Registry {
         let port = l.local_addr().unwrap().port();
         let auths = Arc::new(Mutex::new(Vec::new()));
         let a2 = auths.clone();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let r2 = requests.clone();
         let (manifest, config, layer) = image();
         let want = format!(
             "Basic {}",
@@ -85,6 +89,7 @@ impl Registry {
                 if r.read_line(&mut line).is_err() {
                     continue;
                 }
+                r2.lock().unwrap().push(line.clone());
                 let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
                 let mut auth = None;
                 loop {
@@ -121,7 +126,11 @@ impl Registry {
                 let _ = w.write_all(body);
             }
         });
-        Registry { port, auths }
+        Registry {
+            port,
+            auths,
+            requests,
+        }
     }
 
     fn spec(&self) -> String {
@@ -210,9 +219,13 @@ fn rejected_credentials_never_appear_in_any_output() {
         ],
     ] {
         let o = cli(root, &args);
-        assert!(!o.status.success(), "{args:?}: {}", text(&o));
         let t = text(&o);
-        assert!(t.contains("credentials"), "{args:?}: says why: {t}");
+        // 1: an authentication failure is "any other failure".
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {t}");
+        assert!(
+            t.contains("rejected the credentials"),
+            "{args:?}: says why: {t}"
+        );
         assert_no_secret(&format!("{args:?}"), &o.stdout, PASSWORD);
         assert_no_secret(&format!("{args:?}"), &o.stderr, PASSWORD);
     }
@@ -237,7 +250,9 @@ fn rejected_credentials_never_appear_in_any_output() {
             &reg.spec(),
         ],
     );
-    assert!(!o.status.success());
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("rejected the credentials"), "says why: {t}");
     assert_no_secret("pull --authfile", &o.stdout, PASSWORD);
     assert_no_secret("pull --authfile", &o.stderr, PASSWORD);
     std::fs::remove_file(&authfile).unwrap();
@@ -328,7 +343,11 @@ fn insecure_transport_always_warns() {
     assert!(o.status.success(), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("TLS certificates are not verified"), "{err}");
-    // The default: verification on, and no plain-HTTP fallback.
+    // The default: verification on, and no plain-HTTP fallback. The server
+    // speaks only plain HTTP, so the TLS handshake fails (exit 1, "any other
+    // failure"), the error names the https URL, and the server never sees an
+    // HTTP request.
+    let before = reg.requests.lock().unwrap().len();
     let o = cli(
         d.path(),
         &[
@@ -339,8 +358,23 @@ fn insecure_transport_always_warns() {
             &format!("127.0.0.1:{}/img", reg.port),
         ],
     );
-    assert!(!o.status.success(), "{}", text(&o));
-    assert!(!text(&o).contains("TLS certificates are not verified"));
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(&format!(
+            "registry 127.0.0.1:{0}: request failed: https://127.0.0.1:{0}/v2/: Connection Failed: tls connection init failed",
+            reg.port
+        )),
+        "{t}"
+    );
+    assert!(!t.contains("TLS certificates are not verified"), "{t}");
+    assert!(!t.contains("plain HTTP"), "{t}");
+    let http: Vec<String> = reg.requests.lock().unwrap()[before..]
+        .iter()
+        .filter(|l| l.starts_with("GET "))
+        .cloned()
+        .collect();
+    assert!(http.is_empty(), "fell back to plain HTTP: {http:?}");
 }
 
 /// `containers verify` and `images verify` through the CLI: a clean install

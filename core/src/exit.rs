@@ -34,6 +34,7 @@ pub fn of(e: &(dyn Error + 'static)) -> Option<i32> {
     #[cfg(feature = "store")]
     first_of!(
         crate::deploy::DeployError,
+        crate::deploy::VariablesError,
         crate::store::StoreError,
         crate::store::ImportError,
         crate::source::SourceError,

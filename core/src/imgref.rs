@@ -1,15 +1,33 @@
-//! Image references and their OSTree branch names. (issue 3)
-//!
-//! Two pure pieces:
+//! Image references, digests and their OSTree branch names: the one parser
+//! of this grammar (issues 3 and 10). Everyone else calls it.
 //!
 //! - [`ImageRef::parse`] reads `[docker://|http:]REGISTRY/NAME[:TAG|@sha256:DIGEST]`.
 //!   A bare `NAME[:TAG]` means `docker.io/library/NAME`, and
 //!   [`ImageRef::unqualified`] tells the caller to warn about it.
+//! - Digests: [`digest_hex`] and [`validate_digest`]. The one rule, for
+//!   references, manifests, layer branches and image ID prefixes alike:
+//!   `sha256:` followed by 64 *lowercase* hex digits. Uppercase hex is
+//!   refused everywhere.
+//! - Stored names, which are not validated (an archive's `RepoTags` is kept
+//!   as written): [`split_digest`], [`split_tag`], [`split_name`],
+//!   [`with_tag`] and [`qualify`]. [`ImageRef::parse`] is built on the same
+//!   splitting, so the two cannot disagree on where a tag starts.
+//! - Image specs: [`Transport::of`] reads the transport prefix (`dockertar:`,
+//!   `oci:`, `docker:`; anything else is a registry reference).
 //! - The atomic-compatible branch names: an image lives on
 //!   `ociimage/<escaped NAME:TAG>` ([`image_branch`]), a layer on
-//!   `ociimage/<hex digest>` ([`layer_branch`]). Escaping writes every byte
-//!   outside `[A-Za-z0-9.-]` as `_XX` (uppercase hex), exactly like atomic's
-//!   `_encode_to_ostree_ref`, so repos written by atomic stay readable.
+//!   `ociimage/<hex digest>` ([`layer_branch`]); [`parse_branch`] reads
+//!   either back. Escaping writes every byte outside `[A-Za-z0-9.-]` as
+//!   `_XX` (uppercase hex), exactly like atomic's `_encode_to_ostree_ref`,
+//!   so repos written by atomic stay readable.
+//!
+//! `oci_spec::distribution::Reference` was considered and not used: it
+//! needs oci-spec's `distribution` feature and `regex` in every binary (the
+//! generator links this module), it accepts uppercase and non-sha256
+//! digests, it rewrites `index.docker.io` to `docker.io` and always adds
+//! `latest` (so it cannot tell an unqualified or untagged name from a
+//! qualified one), and it has no bracketed IPv6 registries and no `http:`
+//! prefix.
 
 use std::fmt;
 
@@ -25,6 +43,10 @@ pub const DEFAULT_TAG: &str = "latest";
 pub const BRANCH_PREFIX: &str = "ociimage/";
 /// The longest reference accepted, in bytes.
 pub const MAX_REF_LEN: usize = 1024;
+/// The scheme that explicitly names a registry reference.
+pub const DOCKER_SCHEME: &str = "docker://";
+/// The scheme of a registry reference over plain HTTP.
+pub const HTTP_SCHEME: &str = "http:";
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ImgRefError {
@@ -81,9 +103,9 @@ impl ImageRef {
         }
         let mut s = input;
         let mut insecure = false;
-        if let Some(rest) = s.strip_prefix("docker://") {
+        if let Some(rest) = s.strip_prefix(DOCKER_SCHEME) {
             s = rest;
-        } else if let Some(rest) = s.strip_prefix("http:") {
+        } else if let Some(rest) = s.strip_prefix(HTTP_SCHEME) {
             insecure = true;
             s = rest.strip_prefix("//").unwrap_or(rest);
         }
@@ -91,38 +113,23 @@ impl ImageRef {
             return bad("it is empty");
         }
 
-        // NAME@sha256:HEX
-        let (s, digest) = match s.split_once('@') {
-            Some((name, d)) => {
-                validate_digest(d)?;
-                (name, Some(d.to_string()))
+        let (s, digest) = split_digest(s);
+        if let Some(d) = digest {
+            validate_digest(d)?;
+        }
+        let (name, tag) = split_tag(s);
+        if let Some(t) = tag {
+            if !valid_tag(t) {
+                return bad("the tag must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}");
             }
-            None => (s, None),
-        };
-
-        // A tag is a ':' after the last '/'.
-        let last_slash = s.rfind('/').map(|i| i + 1).unwrap_or(0);
-        let (name, tag) = match s[last_slash..].rfind(':') {
-            Some(i) => {
-                let t = &s[last_slash + i + 1..];
-                if !valid_tag(t) {
-                    return bad("the tag must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}");
-                }
-                (&s[..last_slash + i], Some(t.to_string()))
-            }
-            None => (s, None),
-        };
+        }
         if name.is_empty() {
             return bad("the name is empty");
         }
 
-        let (registry, repository, unqualified) = match name.split_once('/') {
-            Some((first, rest))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
-                (first.to_string(), rest.to_string(), false)
-            }
-            _ => (DEFAULT_REGISTRY.to_string(), name.to_string(), true),
+        let (registry, repository, unqualified) = match split_registry(name) {
+            Some((host, rest)) => (host.to_string(), rest.to_string(), false),
+            None => (DEFAULT_REGISTRY.to_string(), name.to_string(), true),
         };
         if !valid_registry(&registry) {
             return bad("the registry host contains invalid characters");
@@ -141,8 +148,8 @@ impl ImageRef {
         Ok(ImageRef {
             registry,
             repository,
-            tag,
-            digest,
+            tag: tag.map(str::to_string),
+            digest: digest.map(str::to_string),
             insecure,
             unqualified,
         })
@@ -196,6 +203,48 @@ impl fmt::Display for ImageRef {
     }
 }
 
+/// Where an image spec says the image comes from, with the rest of the spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport<'a> {
+    /// `dockertar:/path/file.tar`: a `docker save` archive.
+    DockerArchive(&'a str),
+    /// `oci:/path[:ref]`: an OCI image layout directory.
+    OciLayout(&'a str),
+    /// `docker:NAME[:TAG]`: the local Docker Engine.
+    Engine(&'a str),
+    /// Anything else, `docker://` and `http:` included: a registry
+    /// reference, the whole spec (for [`ImageRef::parse`]).
+    Registry(&'a str),
+}
+
+impl<'a> Transport<'a> {
+    /// Classify a spec by its prefix.
+    pub fn of(spec: &'a str) -> Transport<'a> {
+        if let Some(path) = spec.strip_prefix("dockertar:") {
+            Transport::DockerArchive(path)
+        } else if let Some(rest) = spec.strip_prefix("oci:") {
+            Transport::OciLayout(rest)
+        } else if let Some(name) = spec
+            .strip_prefix("docker:")
+            .filter(|n| !n.starts_with("//"))
+        {
+            Transport::Engine(name)
+        } else {
+            Transport::Registry(spec)
+        }
+    }
+
+    /// `true` when `spec` names its transport with a prefix (`dockertar:`,
+    /// `oci:`, `docker:`, `docker://`, `http:`), so that it means "fetch
+    /// this" rather than a name that may already be stored.
+    pub fn is_explicit(spec: &str) -> bool {
+        match Transport::of(spec) {
+            Transport::Registry(s) => s.starts_with(DOCKER_SCHEME) || s.starts_with(HTTP_SCHEME),
+            _ => true,
+        }
+    }
+}
+
 fn is_docker_hub(registry: &str) -> bool {
     matches!(
         registry,
@@ -216,8 +265,108 @@ pub fn validate_digest(d: &str) -> Result<(), ImgRefError> {
 
 /// The hex part of a valid `sha256:<hex>` digest.
 pub fn digest_hex(d: &str) -> Option<&str> {
-    let hex = d.strip_prefix("sha256:")?;
-    (hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))).then_some(hex)
+    d.strip_prefix("sha256:").filter(|h| is_sha256_hex(h))
+}
+
+/// `true` for a digest's hex part: exactly 64 lowercase hex digits.
+fn is_sha256_hex(h: &str) -> bool {
+    h.len() == 64 && is_lower_hex(h)
+}
+
+fn is_lower_hex(h: &str) -> bool {
+    h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The lowercase hex an image ID prefix names: `[sha256:]HEX`, 1 to 64
+/// lowercase hex digits (`abc`, `sha256:abc`). `None` for anything else.
+pub fn id_prefix(s: &str) -> Option<&str> {
+    let h = s.strip_prefix("sha256:").unwrap_or(s);
+    (!h.is_empty() && h.len() <= 64 && is_lower_hex(h)).then_some(h)
+}
+
+/// The first 12 hex digits of a digest or ID, for display. Lenient: a
+/// string without `sha256:` is shortened as it is.
+pub fn short_id(d: &str) -> &str {
+    let h = d.strip_prefix("sha256:").unwrap_or(d);
+    // Never split a character: cut at 12 bytes only on a boundary.
+    let mut end = h.len().min(12);
+    while !h.is_char_boundary(end) {
+        end -= 1;
+    }
+    &h[..end]
+}
+
+/// `s` without a leading `docker://`.
+pub fn strip_docker_scheme(s: &str) -> &str {
+    s.strip_prefix(DOCKER_SCHEME).unwrap_or(s)
+}
+
+/// Split `NAME[:TAG]@DIGEST` at its first `@`. No validation.
+pub fn split_digest(s: &str) -> (&str, Option<&str>) {
+    match s.split_once('@') {
+        Some((name, d)) => (name, Some(d)),
+        None => (s, None),
+    }
+}
+
+/// Split `NAME[:TAG]` at its tag: a `:` after the last `/` (so a registry
+/// port is never taken for a tag). No validation.
+pub fn split_tag(s: &str) -> (&str, Option<&str>) {
+    let last_slash = s.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match s[last_slash..].rfind(':') {
+        Some(i) => (&s[..last_slash + i], Some(&s[last_slash + i + 1..])),
+        None => (s, None),
+    }
+}
+
+/// The registry of a name and the rest: the first path component when it
+/// looks like a host (it contains `.` or `:`, or is `localhost`), as in the
+/// distribution reference grammar. `None` for a Docker Hub short name.
+pub fn split_registry(name: &str) -> Option<(&str, &str)> {
+    name.split_once('/')
+        .filter(|(first, _)| first.contains('.') || first.contains(':') || *first == "localhost")
+}
+
+/// A stored name split into `(REPOSITORY, TAG)`: `latest` when there is no
+/// tag, and a digest reference's digest (`sha256:...`) in place of the tag.
+pub fn split_name(name: &str) -> (&str, &str) {
+    match split_digest(name) {
+        (repo, Some(d)) => (repo, d),
+        (name, None) => match split_tag(name) {
+            (repo, Some(t)) => (repo, t),
+            (repo, None) => (repo, DEFAULT_TAG),
+        },
+    }
+}
+
+/// True when `name` carries a tag or digest.
+fn has_tag(name: &str) -> bool {
+    split_tag(name).1.is_some() || split_digest(name).1.is_some()
+}
+
+/// `name` with `:latest` appended when it has neither a tag nor a digest.
+pub fn with_tag(name: &str) -> String {
+    if has_tag(name) {
+        name.to_string()
+    } else {
+        format!("{name}:{DEFAULT_TAG}")
+    }
+}
+
+/// The fully qualified form of a short name, as the registry source stores
+/// it: `busybox` -> `docker.io/library/busybox`, `foo/bar` ->
+/// `docker.io/foo/bar`. A leading `docker://` is dropped; names with a
+/// registry are returned unchanged (`docker.io/busybox` stays as it is).
+/// Lenient: nothing is validated, a tag or digest is kept.
+pub fn qualify(name: &str) -> String {
+    let name = strip_docker_scheme(name);
+    if split_registry(name).is_some() {
+        name.to_string()
+    } else if name.contains('/') {
+        format!("{DEFAULT_REGISTRY}/{name}")
+    } else {
+        format!("{DEFAULT_REGISTRY}/{DEFAULT_NAMESPACE}/{name}")
+    }
 }
 
 fn valid_tag(t: &str) -> bool {
@@ -349,22 +498,11 @@ pub fn unescape(s: &str) -> Result<String, ImgRefError> {
     }
 }
 
-/// True when `NAME` carries a tag or digest (a ':' after the last '/').
-fn has_tag(name: &str) -> bool {
-    let last = name.rfind('/').map(|i| i + 1).unwrap_or(0);
-    name[last..].contains(':') || name.contains('@')
-}
-
 /// The branch of an image: `ociimage/<escaped NAME:TAG>`, with `:latest`
-/// added when `name` has no tag. `docker.io/busybox` becomes
+/// added when `name` has no tag ([`with_tag`]). `docker.io/busybox` becomes
 /// `ociimage/docker.io_2Fbusybox_3Alatest`.
 pub fn image_branch(name: &str) -> String {
-    let full = if has_tag(name) {
-        name.to_string()
-    } else {
-        format!("{name}:{DEFAULT_TAG}")
-    };
-    format!("{BRANCH_PREFIX}{}", escape(&full))
+    format!("{BRANCH_PREFIX}{}", escape(&with_tag(name)))
 }
 
 /// The branch of a layer: `ociimage/<hex>` for `sha256:<hex>`.
@@ -387,12 +525,20 @@ pub enum Branch {
 }
 
 /// Classify and decode a branch name (with or without the `ociimage/` prefix).
-/// A 64-hex-digit name is a layer; anything else is an escaped image name.
+/// 64 lowercase hex digits name a layer. 64 hex digits with an uppercase one
+/// are refused: no layer is stored so (digests are lowercase) and no image
+/// either (an escaped image name always holds a `_3A` or `_40`). Anything
+/// else is an escaped image name.
 pub fn parse_branch(branch: &str) -> Result<Branch, ImgRefError> {
     let rest = branch.strip_prefix(BRANCH_PREFIX).unwrap_or(branch);
-    let layer = format!("sha256:{rest}");
-    if digest_hex(&layer).is_some() {
-        return Ok(Branch::Layer(layer));
+    if is_sha256_hex(rest) {
+        return Ok(Branch::Layer(format!("sha256:{rest}")));
+    }
+    if rest.len() == 64 && rest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ImgRefError::Branch {
+            branch: branch.escape_debug().to_string(),
+            reason: "a layer branch is 64 lowercase hex digits",
+        });
     }
     unescape(rest).map(Branch::Image)
 }
@@ -553,6 +699,43 @@ mod tests {
     }
 
     #[test]
+    fn transports() {
+        assert_eq!(
+            Transport::of("dockertar:/a/b.tar"),
+            Transport::DockerArchive("/a/b.tar")
+        );
+        assert_eq!(Transport::of("oci:/d:v1"), Transport::OciLayout("/d:v1"));
+        assert_eq!(
+            Transport::of("docker:busybox:1"),
+            Transport::Engine("busybox:1")
+        );
+        assert_eq!(Transport::of("docker:"), Transport::Engine(""));
+        for reg in [
+            "docker://quay.io/a",
+            "http:localhost:5000/a",
+            "busybox",
+            "quay.io/a:1",
+        ] {
+            assert_eq!(Transport::of(reg), Transport::Registry(reg));
+        }
+        for (spec, explicit) in [
+            ("dockertar:/a.tar", true),
+            ("oci:/d", true),
+            ("docker:busybox", true),
+            ("docker:", true),
+            ("docker://busybox", true),
+            ("http:localhost:5000/a", true),
+            ("http://localhost:5000/a", true),
+            ("busybox", false),
+            ("localhost:5000/a:1", false),
+            ("sha256:abc", false),
+            ("dockertarx", false),
+        ] {
+            assert_eq!(Transport::is_explicit(spec), explicit, "{spec}");
+        }
+    }
+
+    #[test]
     fn escaping_matches_atomic() {
         assert_eq!(
             image_branch("docker.io/busybox"),
@@ -603,5 +786,131 @@ mod tests {
             Branch::Image("docker.io/busybox:latest".into())
         );
         assert!(parse_branch("ociimage/bad_").is_err());
+        assert_eq!(
+            image_branch("localhost:5000/a/b:v1"),
+            "ociimage/localhost_3A5000_2Fa_2Fb_3Av1"
+        );
+        // Strict: the store only ever writes valid digests.
+        assert!(layer_branch("sha256:ab").is_err());
+        assert!(layer_branch(&D[7..]).is_err());
+    }
+
+    /// The one rule: digests are `sha256:` + 64 lowercase hex. Uppercase hex
+    /// is refused as a digest, in a reference, as a layer branch and as an
+    /// image ID prefix.
+    #[test]
+    fn uppercase_hex_is_refused_everywhere() {
+        let upper = D.to_uppercase().replacen("SHA256", "sha256", 1);
+        assert_eq!(&upper[..7], "sha256:");
+        assert!(digest_hex(D).is_some());
+        assert!(digest_hex(&upper).is_none());
+        assert!(matches!(
+            validate_digest(&upper),
+            Err(ImgRefError::Digest { .. })
+        ));
+        // One uppercase digit is enough.
+        let one = format!("{}A", &D[..D.len() - 1]);
+        assert!(validate_digest(&one).is_err());
+        assert!(ImageRef::parse(&format!("quay.io/a/b@{upper}")).is_err());
+        assert!(layer_branch(&upper).is_err());
+        // As a layer branch suffix: neither a layer nor an image.
+        let branch = format!("ociimage/{}", &upper[7..]);
+        let e = parse_branch(&branch).unwrap_err();
+        assert!(e.to_string().contains("lowercase hex"), "{e}");
+        assert!(parse_branch(&upper[7..]).is_err());
+        assert!(parse_branch(&format!("ociimage/{}", &one[7..])).is_err());
+        assert_eq!(
+            parse_branch(&format!("ociimage/{}", &D[7..])).unwrap(),
+            Branch::Layer(D.to_string())
+        );
+        // As an image ID prefix.
+        assert_eq!(id_prefix("ABCDEF"), None);
+        assert_eq!(id_prefix("sha256:ABC"), None);
+        assert_eq!(id_prefix(&upper), None);
+    }
+
+    #[test]
+    fn valid_digests() {
+        assert!(validate_digest(&format!("sha256:{}", "a".repeat(64))).is_ok());
+        assert!(validate_digest(&format!("sha256:{}", "A".repeat(64))).is_err());
+        assert!(validate_digest("sha256:../../etc").is_err());
+        assert!(validate_digest(&format!("sha256:{}", "a".repeat(63))).is_err());
+        assert!(validate_digest(&format!("sha256:{}", "a".repeat(65))).is_err());
+        assert!(validate_digest(&format!("sha512:{}", "a".repeat(64))).is_err());
+        assert!(validate_digest(&"a".repeat(64)).is_err());
+        assert_eq!(digest_hex(D), Some(&D[7..]));
+    }
+
+    #[test]
+    fn id_prefixes() {
+        assert_eq!(id_prefix("abc"), Some("abc"));
+        assert_eq!(id_prefix("sha256:0a"), Some("0a"));
+        assert_eq!(id_prefix(D), Some(&D[7..]));
+        for bad in [
+            "",
+            "sha256:",
+            "xyz",
+            "ab c",
+            "sha256:sha256:ab",
+            &"a".repeat(65),
+        ] {
+            assert_eq!(id_prefix(bad), None, "{bad:?}");
+        }
+        assert_eq!(short_id(D), "0123456789ab");
+        assert_eq!(short_id("abc"), "abc");
+        assert_eq!(short_id("aéééééé"), "aééééé");
+    }
+
+    #[test]
+    fn split_names() {
+        assert_eq!(
+            split_name("docker.io/library/busybox:1.36"),
+            ("docker.io/library/busybox", "1.36")
+        );
+        assert_eq!(
+            split_name("localhost:5000/a"),
+            ("localhost:5000/a", "latest")
+        );
+        assert_eq!(split_name("localhost:5000/a:v"), ("localhost:5000/a", "v"));
+        assert_eq!(split_name("a/b@sha256:00"), ("a/b", "sha256:00"));
+        assert_eq!(split_name("busybox"), ("busybox", "latest"));
+        assert_eq!(split_tag("a:1/b"), ("a:1/b", None));
+        assert_eq!(split_tag("a/b:c:d"), ("a/b:c", Some("d")));
+        assert_eq!(split_digest("a@b@c"), ("a", Some("b@c")));
+    }
+
+    #[test]
+    fn with_tag_adds_latest_only_when_untagged() {
+        assert_eq!(with_tag("docker.io/busybox"), "docker.io/busybox:latest");
+        assert_eq!(with_tag("localhost:5000/a"), "localhost:5000/a:latest");
+        assert_eq!(with_tag("localhost:5000/a:v1"), "localhost:5000/a:v1");
+        assert_eq!(with_tag(&format!("a/b@{D}")), format!("a/b@{D}"));
+        assert_eq!(with_tag("busybox:1"), "busybox:1");
+        assert_eq!(with_tag(""), ":latest");
+    }
+
+    #[test]
+    fn qualify_short_names() {
+        assert_eq!(qualify("busybox"), "docker.io/library/busybox");
+        assert_eq!(qualify("busybox:1"), "docker.io/library/busybox:1");
+        assert_eq!(qualify("foo/bar:1"), "docker.io/foo/bar:1");
+        assert_eq!(qualify("localhost/x"), "localhost/x");
+        assert_eq!(qualify("localhost:5000/x"), "localhost:5000/x");
+        assert_eq!(qualify("quay.io/x/y"), "quay.io/x/y");
+        // Qualified names stay as written: no library/ is added.
+        assert_eq!(qualify("docker.io/busybox"), "docker.io/busybox");
+        assert_eq!(qualify("docker://busybox"), "docker.io/library/busybox");
+        assert_eq!(qualify("localhost"), "docker.io/library/localhost");
+        assert_eq!(split_registry("registry/foo"), None);
+        assert_eq!(split_registry("a.b/c/d"), Some(("a.b", "c/d")));
+    }
+
+    #[test]
+    fn unescape_failures() {
+        assert_eq!(
+            unescape("docker.io_2Fbusybox_3Alatest").unwrap(),
+            "docker.io/busybox:latest"
+        );
+        assert!(unescape("bad_4").is_err());
     }
 }

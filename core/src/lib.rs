@@ -19,10 +19,11 @@ pub mod fsutil;
 pub mod generate;
 pub mod imgref;
 pub mod install_section;
-pub mod kmsg;
+pub mod logging;
 pub mod name;
 pub mod paths;
 pub mod record;
+pub mod settings;
 pub mod template;
 #[cfg(feature = "runtime")]
 pub mod tmpfiles;

@@ -59,6 +59,8 @@ pub const DEFAULT_RUNTIME: &str = match option_env!("SYSCONTAINER_RUNTIME") {
 
 /// The environment variable naming the root all paths are resolved under.
 pub const ROOT_ENV: &str = "SYSCONTAINER_ROOT";
+/// The checkout implementation: `libostree` for libostree's `checkout_at`.
+pub const ENV_CHECKOUT: &str = "SYSCONTAINER_CHECKOUT";
 /// Overrides the cap on entries per layer (`store::import::MAX_ENTRIES`).
 pub const ENV_MAX_LAYER_ENTRIES: &str = "SYSCONTAINER_MAX_LAYER_ENTRIES";
 /// Overrides the cap on file-content bytes per layer
@@ -77,9 +79,10 @@ impl Root {
         Root(p.into())
     }
 
-    /// The root from `SYSCONTAINER_ROOT`, or `/`.
-    pub fn from_env() -> Self {
-        match std::env::var_os(ROOT_ENV) {
+    /// The root from the value of [`ROOT_ENV`] as the binary read it: `/`
+    /// when unset or empty.
+    pub fn from_var(value: Option<&std::ffi::OsStr>) -> Self {
+        match value {
             Some(v) if !v.is_empty() => Root(PathBuf::from(v)),
             _ => Root(PathBuf::from("/")),
         }
@@ -115,5 +118,16 @@ mod tests {
         let r = Root::new("/tmp/x");
         assert_eq!(r.join("/etc/a"), PathBuf::from("/tmp/x/etc/a"));
         assert_eq!(Root::new("/").join("/etc/a"), PathBuf::from("/etc/a"));
+    }
+
+    #[test]
+    fn root_from_its_variable() {
+        use std::ffi::OsStr;
+        assert_eq!(Root::from_var(None), Root::new("/"));
+        assert_eq!(Root::from_var(Some(OsStr::new(""))), Root::new("/"));
+        assert_eq!(
+            Root::from_var(Some(OsStr::new("/tmp/r"))),
+            Root::new("/tmp/r")
+        );
     }
 }

@@ -350,17 +350,30 @@ fn paths_that_collide_after_normalisation_are_refused() {
 
 #[test]
 fn limits_from_the_environment() {
-    // The only test that touches these variables.
-    std::env::set_var("SYSCONTAINER_MAX_LAYER_ENTRIES", "10");
-    std::env::set_var("SYSCONTAINER_MAX_LAYER_BYTES", "2048");
-    std::env::set_var("SYSCONTAINER_MAX_SPARSE_RATIO", "7");
-    let l = ImportLimits::from_env();
-    std::env::remove_var("SYSCONTAINER_MAX_LAYER_ENTRIES");
-    std::env::remove_var("SYSCONTAINER_MAX_LAYER_BYTES");
-    std::env::remove_var("SYSCONTAINER_MAX_SPARSE_RATIO");
+    // The values as a binary read them: numbers apply, anything else keeps
+    // the default.
+    let set = [
+        ("SYSCONTAINER_MAX_LAYER_ENTRIES", "10"),
+        ("SYSCONTAINER_MAX_LAYER_BYTES", " 2048 "),
+        ("SYSCONTAINER_MAX_SPARSE_RATIO", "7"),
+    ];
+    let l = ImportLimits::from_vars(|k| set.iter().find(|(n, _)| *n == k).map(|(_, v)| *v));
     assert_eq!(
         (l.max_entries, l.max_content_bytes, l.max_sparse_ratio),
         (10, 2048, 7)
     );
-    assert_eq!(ImportLimits::from_env(), ImportLimits::default());
+    assert_eq!(
+        ImportLimits {
+            max_entries: 10,
+            max_content_bytes: 2048,
+            max_sparse_ratio: 7,
+            ..ImportLimits::default()
+        },
+        l
+    );
+    assert_eq!(ImportLimits::from_vars(|_| None), ImportLimits::default());
+    assert_eq!(
+        ImportLimits::from_vars(|_| Some("lots")),
+        ImportLimits::default()
+    );
 }

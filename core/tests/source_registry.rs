@@ -761,13 +761,81 @@ fn docker_engine_source_via_podman() {
     drop(podman);
 }
 
+/// Descriptors come from the manifest's wire form (`mediaType`, `digest`,
+/// `size`), with the OCI defaults where `mediaType` is left out: a Docker
+/// schema 2 manifest written here byte for byte, and the manifest umoci
+/// wrote for the fixture, whose every descriptor the OCI-layout source hands
+/// out unchanged.
 #[test]
-fn descriptor_roundtrips_through_serde() {
-    let d = Descriptor {
-        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
-        digest: format!("sha256:{}", "a".repeat(64)),
-        size: 42,
+fn descriptors_come_from_the_manifest_wire_form() {
+    use syscontainer::source::manifest::{parse, ImageManifest, Parsed};
+    let d = |media_type: &str, c: char, size: u64| Descriptor {
+        media_type: media_type.into(),
+        digest: format!("sha256:{}", c.to_string().repeat(64)),
+        size,
     };
-    let j = serde_json::to_string(&d).unwrap();
-    assert_eq!(serde_json::from_str::<Descriptor>(&j).unwrap(), d);
+    let docker = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":1469,"digest":"sha256:{}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":2811478,"digest":"sha256:{}"}},{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar","size":7,"digest":"sha256:{}"}}]}}"#,
+        "a".repeat(64),
+        "b".repeat(64),
+        "c".repeat(64)
+    );
+    assert_eq!(
+        parse(docker.as_bytes(), None, "docker").unwrap(),
+        Parsed::Manifest(ImageManifest {
+            media_type: "application/vnd.docker.distribution.manifest.v2+json".into(),
+            config: d("application/vnd.docker.container.image.v1+json", 'a', 1469),
+            layers: vec![
+                d(
+                    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    'b',
+                    2811478
+                ),
+                d("application/vnd.docker.image.rootfs.diff.tar", 'c', 7),
+            ],
+        })
+    );
+    // No mediaType anywhere: an OCI manifest, config and gzip layer. The
+    // Rust field name `media_type` is not a wire name, so it is ignored.
+    let bare = format!(
+        r#"{{"config":{{"digest":"sha256:{}","size":2}},"layers":[{{"media_type":"application/vnd.oci.image.layer.v1.tar+zstd","digest":"sha256:{}","size":3}}]}}"#,
+        "d".repeat(64),
+        "e".repeat(64)
+    );
+    assert_eq!(
+        parse(bare.as_bytes(), None, "bare").unwrap(),
+        Parsed::Manifest(ImageManifest {
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            config: d("application/vnd.oci.image.config.v1+json", 'd', 2),
+            layers: vec![d("application/vnd.oci.image.layer.v1.tar+gzip", 'e', 3)],
+        })
+    );
+
+    // What umoci wrote, read here as plain JSON, against what the source
+    // resolves from the same layout.
+    let (_, m) = fixture_manifest();
+    let wire = |v: &serde_json::Value| Descriptor {
+        media_type: v["mediaType"].as_str().unwrap().into(),
+        digest: v["digest"].as_str().unwrap().into(),
+        size: v["size"].as_u64().unwrap(),
+    };
+    let layers: Vec<Descriptor> = m["layers"].as_array().unwrap().iter().map(wire).collect();
+    assert_eq!(layers.len(), 2);
+    assert!(layers
+        .iter()
+        .all(|l| l.media_type == "application/vnd.oci.image.layer.v1.tar+gzip"));
+    let root = tempfile::tempdir().unwrap();
+    let oci = fixture().join("oci");
+    let (_, r) = resolve(
+        &format!("oci:{}:busybox", oci.display()),
+        &opts(root.path()),
+    )
+    .unwrap();
+    assert_eq!(r.config, wire(&m["config"]));
+    assert_eq!(
+        r.config.media_type,
+        "application/vnd.oci.image.config.v1+json"
+    );
+    assert_eq!(r.config.size, r.config_raw.len() as u64);
+    assert_eq!(r.layers, layers);
 }

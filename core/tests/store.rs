@@ -556,7 +556,7 @@ fn pull_then_union_checkout() {
     assert_eq!(rf("/usr/bin"), None);
 
     // info: templates across layers, whiteouts honoured.
-    let vars = e.store.info(&info).unwrap();
+    let vars = syscontainer::deploy::variables(&e.store, &info).unwrap();
     assert_eq!(vars.templates, vec!["/exports/config.json.template"]);
     assert_eq!(
         vars.with_default.get("PORT").map(String::as_str),
@@ -1029,21 +1029,156 @@ fn repo_location_rules() {
     assert!(matches!(err, StoreError::RepoMode { .. }), "{err}");
 }
 
+/// Images pulled one by one, each with a layer of its own, until two image
+/// IDs share their first hex digit (at most 17, by pigeonhole). Returns
+/// every ID and the index of the two that share it.
+fn pull_until_ids_collide(store: &Store) -> (Vec<String>, usize, usize) {
+    let mut ids: Vec<String> = Vec::new();
+    for n in 0..17 {
+        let img = TestImage::new(
+            &format!("localhost:5000/test/amb{n}:1"),
+            vec![Layer::new()
+                .file("etc/n", n.to_string().as_bytes(), 0o644)
+                .tar()],
+        );
+        let (r, _) = do_pull(store, &img).unwrap();
+        // The image ID is the config's digest.
+        assert_eq!(r.image_id, img.config_desc().digest);
+        if let Some(i) = ids
+            .iter()
+            .position(|id| hexof(id)[..1] == hexof(&r.image_id)[..1])
+        {
+            ids.push(r.image_id);
+            return (ids.clone(), i, ids.len() - 1);
+        }
+        ids.push(r.image_id);
+    }
+    unreachable!("17 IDs over 16 hex digits: two share the first");
+}
+
 #[test]
 fn missing_images_and_ambiguous_ids() {
     let e = env();
-    assert!(matches!(
-        e.store.image("nothing/here"),
-        Err(StoreError::ImageNotFound { .. })
-    ));
-    assert!(matches!(
-        e.store.image("abcdef"),
-        Err(StoreError::ImageNotFound { .. })
-    ));
+    for name in ["nothing/here", "abcdef", "sha256:"] {
+        match e.store.image(name) {
+            Err(StoreError::ImageNotFound { name: n }) => assert_eq!(n, name),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    match e.store.image("") {
+        Err(err @ StoreError::BadName { .. }) => {
+            assert_eq!(err.to_string(), "'' is not a valid image name")
+        }
+        other => panic!("'': {other:?}"),
+    }
+
+    // Two real image IDs that share a prefix, and that prefix: ambiguous.
+    let (ids, i, j) = pull_until_ids_collide(&e.store);
+    let (a, b) = (hexof(&ids[i]), hexof(&ids[j]));
+    let shared = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    assert!(shared >= 1, "{a} {b}");
+    let prefix = &a[..shared];
+    let mut both = [ids[i].clone(), ids[j].clone()];
+    both.sort();
+    let matches = format!("{}, {}", both[0], both[1]);
+    for given in [
+        prefix.to_string(),
+        format!("sha256:{prefix}"),
+        prefix.to_ascii_uppercase(),
+    ] {
+        match e.store.image(&given) {
+            Err(err @ StoreError::AmbiguousId { .. }) => {
+                assert_eq!(
+                    err.to_string(),
+                    format!("image ID prefix '{given}' is ambiguous: {matches}")
+                );
+                assert_eq!(err.exit_code(), syscontainer::exit::INVALID);
+                let StoreError::AmbiguousId {
+                    prefix: p,
+                    matches: m,
+                } = err
+                else {
+                    unreachable!()
+                };
+                assert_eq!((p.as_str(), m.as_str()), (given.as_str(), matches.as_str()));
+            }
+            other => panic!("{given}: {other:?} (ids {ids:?})"),
+        }
+    }
+    // One digit more tells them apart; so does the full ID.
+    for (hex, id) in [(a, &ids[i]), (b, &ids[j])] {
+        assert_eq!(&e.store.image(&hex[..shared + 1]).unwrap().image_id, id);
+        assert_eq!(&e.store.image(id).unwrap().image_id, id);
+    }
+    // Another name for the same image is not a second match.
+    let one = e.store.image(&ids[i]).unwrap();
+    e.store
+        .tag(&one.name, "localhost:5000/test/other:1")
+        .unwrap();
+    assert_eq!(&e.store.image(&a[..shared + 1]).unwrap().image_id, &ids[i]);
+    // The other images do not start with the prefix (so no third match).
+    for (k, id) in ids.iter().enumerate() {
+        if k != i && k != j {
+            assert!(!hexof(id).starts_with(prefix), "{id}");
+        }
+    }
+}
+
+/// Digests are lowercase hex, in the store as everywhere (`imgref`): a ref
+/// `ociimage/<64 uppercase hex>` is neither a layer (not listed, not looked
+/// up, not pruned) nor an image, and an uppercase image ID does not name
+/// the image its lowercase form names.
+#[test]
+fn uppercase_hex_is_no_layer_ref_digest_or_id() {
+    let e = env();
     let img = layered();
     do_pull(&e.store, &img).unwrap();
-    assert!(e.store.image("sha256:").is_err());
-    assert!(e.store.image("").is_err());
+    let info = e.store.image("localhost:5000/test/layered:1.0").unwrap();
+    let l0 = img.layer_digests()[0].clone();
+    let commit = e.store.layer_commit(&l0).unwrap().unwrap();
+    let upper_hex = hexof(&l0).to_ascii_uppercase();
+    assert_ne!(upper_hex, hexof(&l0), "the test digest has letters");
+    let upper_ref = format!("ociimage/{upper_hex}");
+    ostree(
+        &e.store.repo_path(),
+        &["refs", &format!("--create={upper_ref}"), &commit],
+    );
+
+    // Not a layer digest.
+    let upper = format!("sha256:{upper_hex}");
+    assert_eq!(e.store.layer_commit(&upper).unwrap(), None);
+    assert_eq!(e.store.layer(&upper).unwrap(), None);
+    // Not an image either: listing still works and shows the one image.
+    let names: Vec<String> = e
+        .store
+        .images()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names, vec!["localhost:5000/test/layered:1.0"]);
+    assert!(e.store.dangling_layers().unwrap().is_empty());
+    // Prune leaves a ref it does not own.
+    let p = e.store.prune().unwrap();
+    assert!(p.layers.is_empty(), "{p:?}");
+    assert!(refs(&e.store).contains(&upper_ref));
+
+    // Image IDs: the lowercase prefix finds the image, the uppercase one not.
+    let id_hex = hexof(&info.image_id);
+    assert_eq!(
+        e.store.image(&id_hex[..12]).unwrap().image_id,
+        info.image_id
+    );
+    for id in [
+        id_hex.to_ascii_uppercase(),
+        format!("sha256:{}", id_hex.to_ascii_uppercase()),
+    ] {
+        assert_ne!(id, id.to_ascii_lowercase(), "the test ID has letters");
+        assert!(
+            matches!(e.store.image(&id), Err(StoreError::ImageNotFound { .. })),
+            "{id} named an image"
+        );
+    }
 }
 
 /// `containers verify` in the store: a clean union checkout (whiteouts,

@@ -183,7 +183,7 @@ fn hello_exports_and_info() {
         .read_file(&img, "/exports/manifest.json")
         .unwrap()
         .is_some());
-    let v = s.info(&img).unwrap();
+    let v = syscontainer::deploy::variables(&s, &img).unwrap();
     assert!(!v.templates.is_empty(), "{v:?}");
     // hello-v2 shares layer 1 with hello: only layer 2 is fetched.
     let r = pull(&s, &mut *fixture("hello-v2"), &mut NoProgress).unwrap();

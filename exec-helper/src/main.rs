@@ -1,11 +1,14 @@
 //! `syscontainer-exec run|stop|cleanup NAME`: the ExecStart, ExecStop and
 //! ExecStopPost of generated units. All logic is in `syscontainer::exec`.
 
+mod settings;
+
 use std::process::ExitCode;
-use std::time::Duration;
 
 use syscontainer::exec::{self, ExecError, EXIT_USAGE};
-use syscontainer::paths::Root;
+use syscontainer::logging::{self, Style};
+
+use settings::Settings;
 
 const USAGE: &str = "\
 Usage: syscontainer-exec run|wait|stop|cleanup NAME
@@ -18,11 +21,9 @@ Usage: syscontainer-exec run|wait|stop|cleanup NAME
                 `systemctl start` returns with the container running)
   stop NAME     send SIGTERM through runc and wait for the container to stop
                 (ExecStop=; at most SYSCONTAINER_STOP_TIMEOUT seconds, default 90)
-  cleanup NAME  delete the runc state and the rendered bundle (ExecStopPost=)
+  cleanup NAME  delete the runc state and the rendered bundle (ExecStopPost=)";
 
-Environment: SYSCONTAINER_ROOT (default /), SYSCONTAINER_LOG (error, warn,
-info, debug; default info).
-
+const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   2  usage error
@@ -31,36 +32,13 @@ Exit codes:
   5  runtime (runc) or systemd-tmpfiles failure
 ";
 
-/// Logs to stderr with `<N>` priority prefixes, which journald parses.
-struct StderrLog;
-
-impl log::Log for StderrLog {
-    fn enabled(&self, m: &log::Metadata) -> bool {
-        m.level() <= log::max_level()
-    }
-    fn log(&self, r: &log::Record) {
-        if self.enabled(r.metadata()) {
-            let pri = match r.level() {
-                log::Level::Error => 3,
-                log::Level::Warn => 4,
-                log::Level::Info => 6,
-                log::Level::Debug | log::Level::Trace => 7,
-            };
-            eprintln!("<{pri}>syscontainer-exec: {}", r.args());
-        }
-    }
-    fn flush(&self) {}
-}
-
-fn init_log() {
-    let level = match std::env::var("SYSCONTAINER_LOG").as_deref() {
-        Ok("error") => log::LevelFilter::Error,
-        Ok("warn") => log::LevelFilter::Warn,
-        Ok("debug") => log::LevelFilter::Debug,
-        _ => log::LevelFilter::Info,
-    };
-    log::set_max_level(level);
-    let _ = log::set_logger(&StderrLog);
+/// The whole `--help`: usage, the variables of [`settings::VARS`] (logs go
+/// to stderr, with `<N>` priority prefixes, by default), the exit codes.
+fn usage() -> String {
+    format!(
+        "{USAGE}\n\n{}\n\n{EXIT_CODES}",
+        syscontainer::settings::help(settings::VARS)
+    )
 }
 
 /// Print the error chain once, on one line.
@@ -77,36 +55,29 @@ fn report(e: &ExecError) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    init_log();
+    let settings = Settings::from_env();
+    logging::init("syscontainer-exec", Style::Priority, &settings.log);
+    log::debug!("environment: {}", settings.env.describe());
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (cmd, name) = match args.as_slice() {
         [h] if h == "--help" || h == "-h" => {
-            print!("{USAGE}");
+            print!("{}", usage());
             return ExitCode::SUCCESS;
         }
         [cmd, name] => (cmd.as_str(), name.as_str()),
         _ => {
-            eprint!("{USAGE}");
+            eprint!("{}", usage());
             return ExitCode::from(EXIT_USAGE as u8);
         }
     };
-    let root = Root::from_env();
+    let root = &settings.root;
     let res = match cmd {
-        "run" => exec::run(&root, name).map(|never| match never {}),
-        "stop" => {
-            let secs = std::env::var("SYSCONTAINER_STOP_TIMEOUT")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(90);
-            exec::stop(&root, name, Duration::from_secs(secs))
-        }
-        "cleanup" => exec::cleanup(&root, name),
-        "wait" => {
-            let main_pid = std::env::var("MAINPID").ok().and_then(|s| s.parse().ok());
-            exec::wait_running(&root, name, main_pid)
-        }
+        "run" => exec::run(root, name).map(|never| match never {}),
+        "stop" => exec::stop(root, name, settings.stop_timeout),
+        "cleanup" => exec::cleanup(root, name),
+        "wait" => exec::wait_running(root, name, settings.main_pid),
         _ => {
-            eprint!("{USAGE}");
+            eprint!("{}", usage());
             return ExitCode::from(EXIT_USAGE as u8);
         }
     };

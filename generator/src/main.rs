@@ -7,13 +7,18 @@
 //! record is logged and skipped (it gets a unit that fails with the reason),
 //! the others are still generated, and the exit code is then 1.
 
+mod settings;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use syscontainer::generate::{self, Message};
-use syscontainer::kmsg;
-use syscontainer::paths::Root;
+use syscontainer::logging::{self, Style};
+
+use settings::Settings;
+
+const IDENT: &str = "syscontainer-generator";
 
 const USAGE: &str = "\
 Usage: syscontainer-generator [--dry-run] NORMAL_DIR [EARLY_DIR LATE_DIR]
@@ -24,13 +29,20 @@ systemd generator for system containers. Reads records from
 and writes NAME.service and TARGET.wants/NAME.service into NORMAL_DIR.
 
   --dry-run   print the units to stdout instead of writing them
-  -h, --help  show this help
+  -h, --help  show this help";
 
-Environment: SYSCONTAINER_ROOT (default /) prefixes every path read;
-SYSCONTAINER_LOG=stderr logs to stderr instead of /dev/kmsg.
-
+const EXIT_STATUS: &str = "\
 Exit status: 0 all records generated, 1 at least one record failed (the
 others were generated), 2 usage error.";
+
+/// The whole `--help`: usage, the variables of [`settings::VARS`] (logs go to
+/// /dev/kmsg when it is writable, else to stderr), the exit status.
+fn usage() -> String {
+    format!(
+        "{USAGE}\n\n{}\n\n{EXIT_STATUS}",
+        syscontainer::settings::help(settings::VARS)
+    )
+}
 
 enum Mode {
     Write(PathBuf),
@@ -61,19 +73,21 @@ fn main() -> ExitCode {
     let mode = match parse_args(&args) {
         Ok(m) => m,
         Err(e) if e.is_empty() => {
-            println!("{USAGE}");
+            println!("{}", usage());
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("syscontainer-generator: {e}\n\n{USAGE}");
+            eprintln!("{IDENT}: {e}\n\n{}", usage());
             return ExitCode::from(2);
         }
     };
-    kmsg::init("syscontainer-generator", log::LevelFilter::Info);
+    let settings = Settings::from_env();
+    logging::init(IDENT, Style::Ident, &settings.log);
+    log::debug!("environment: {}", settings.env.describe());
     let mut writer = generate::Writer::default();
     let mut write_error = None;
     let stdout = std::io::stdout();
-    let failed = generate::generate(&Root::from_env(), |g| {
+    let failed = generate::generate(&settings.root, |g| {
         for m in &g.messages {
             match m {
                 Message::Warn(s) => log::warn!("{s}"),

@@ -14,6 +14,8 @@
 #   in_unit_cgroup NAME   the container runs in NAME.service's cgroup (/proc/PID/cgroup)
 #   journal_has UNIT REGEX, env_has NAME REGEX (the container's /data/env)
 #   nothing_left NAME     no process, no runc state, no bundle
+#   exits_with CODE TEXT CMD...   CMD exits with exactly CODE and its output
+#                         contains TEXT (a fixed string)
 
 # shellcheck source=tests/system/lib.sh
 [ -n "${SYSTEST_DIR:-}" ] || . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -146,3 +148,16 @@ nothing_left() {
 }
 
 sc_list_json() { sc containers list --all --json; }
+
+# exits_with CODE TEXT CMD...: CMD's exit status is exactly CODE (the
+# documented one, not just "non-zero") and its stdout+stderr contain TEXT.
+exits_with() {
+    local want=$1 text=$2 out rc
+    shift 2
+    out=$("$@" 2>&1)
+    rc=$?
+    printf '%s\n' "$out"
+    echo "exit status $rc (want $want)"
+    [ "$rc" -eq "$want" ] || { echo "exit status $rc, not $want"; return 1; }
+    grep -qF -- "$text" <<<"$out" || { echo "the output does not say: $text"; return 1; }
+}

@@ -43,7 +43,9 @@ check "the image is still there (images list)" \
     gsh "syscontainer images list --json | jq -e 'length > 0'"
 check "keeper untouched: still running, not restarted" same_ident keeper "$keeper_id"
 check "keeper's runc container running" runc_running keeper
-check "uninstall again fails (not installed)" not sc uninstall doomed
+# 4: "image or deployment missing" (README, exit codes)
+check "uninstall again: exit 4, not installed" \
+    exits_with 4 "container 'doomed' is not installed" sc uninstall doomed
 check "doomed can be installed again under the same name" sc_install doomed hello --now
 check "... and runs" runc_running doomed
 check "clean poweroff" shutdown_guest

@@ -11,7 +11,9 @@
 //!
 //! The image store is reached only through [`ImageStore`], so all of this
 //! works (and is tested) with any way of filling a rootfs; [`store`] is the
-//! OSTree-backed source.
+//! OSTree-backed source. The one exception is [`variables`] (`images
+//! info`), which reads an image's `/exports` from the store without a
+//! checkout, through the store's public `list_dir` and `read_file`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -37,12 +39,14 @@ mod list;
 pub mod slots;
 pub mod store;
 mod update;
+mod variables;
 mod verify;
 
 pub use health::Unhealthy;
 pub use install::{install, uninstall, InstallOptions, UninstallReport};
 pub use list::{list, ContainerRow};
 pub use update::{rollback, set_enabled, update, Switched, UpdateOptions, UpdateOutcome};
+pub use variables::{variables, ImageVariables, VariablesError};
 pub use verify::{verify, ContainerVerify};
 
 /// An image, as far as deployments care.
@@ -185,6 +189,31 @@ impl Manifest {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Manifest::default()),
             Err(e) => Err(io_err("cannot read", &p)(e)),
         }
+    }
+
+    /// `defaultValues` as `images info` shows them, from the raw manifest:
+    /// only `defaultValues` is read, and only when it is an object, so that
+    /// `info` still works on a manifest that [`Manifest::load`] refuses (a
+    /// wrongly-typed field, `defaultValues` null or a list, a manifest that
+    /// is a list, a duplicate key: the last one wins). Values that are not
+    /// strings are written as JSON, a null as `null` (where
+    /// [`Manifest::defaults`] gives ""). `None` when `raw` is not JSON.
+    pub fn info_defaults(raw: &[u8]) -> Option<BTreeMap<String, String>> {
+        let v: serde_json::Value = serde_json::from_slice(raw).ok()?;
+        let Some(o) = v.get("defaultValues").and_then(|d| d.as_object()) else {
+            return Some(BTreeMap::new());
+        };
+        Some(
+            o.iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        )
     }
 
     /// `defaultValues` as strings (numbers and booleans are written as JSON).
@@ -344,6 +373,50 @@ mod tests {
         assert_eq!(d["B"], "true");
         assert_eq!(d["Z"], "");
         assert!(m.no_container_service);
+    }
+
+    #[test]
+    fn info_defaults_read_only_default_values() {
+        let d = |raw: &str| Manifest::info_defaults(raw.as_bytes());
+        let m = |kv: &[(&str, &str)]| {
+            Some(
+                kv.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<BTreeMap<_, _>>(),
+            )
+        };
+        assert_eq!(
+            d(r#"{"defaultValues":{"A":"x","N":5,"B":true,"Z":null,"O":{"k":[1]}}}"#),
+            m(&[
+                ("A", "x"),
+                ("N", "5"),
+                ("B", "true"),
+                ("Z", "null"),
+                ("O", r#"{"k":[1]}"#)
+            ])
+        );
+        // What Manifest::load refuses is still read.
+        let wrong = r#"{"version":2,"renameFiles":5,"defaultValues":{"A":"x"}}"#;
+        assert!(serde_json::from_str::<Manifest>(wrong).is_err());
+        assert_eq!(d(wrong), m(&[("A", "x")]));
+        assert_eq!(
+            d(r#"{"defaultValues":{"A":"1"},"defaultValues":{"B":"2"}}"#),
+            m(&[("B", "2")])
+        );
+        for none in [
+            r#"{}"#,
+            r#"{"defaultValues":null}"#,
+            r#"{"defaultValues":["A"]}"#,
+            "[1]",
+            "7",
+        ] {
+            assert_eq!(d(none), m(&[]), "{none}");
+        }
+        assert_eq!(d("{,}"), None);
+        assert_eq!(
+            Manifest::info_defaults(b"{\"defaultValues\":{\"A\":\"\xff\"}}"),
+            None
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::{DeployError, ImageSpec, ImageStore};
 use crate::paths::Root;
-use crate::store::{Location, LockMode, Store};
+use crate::store::{CheckoutMethod, Location, LockMode, Store};
 
 /// Images from the OSTree store; checkouts are hardlinks into the repo.
 pub struct StoreSource {
@@ -24,6 +24,15 @@ impl StoreSource {
             store,
             copied: Cell::new(0),
         })
+    }
+
+    /// Check out with `method` (the binary's settings); see
+    /// [`Store::with_checkout_method`].
+    pub fn with_checkout_method(self, method: CheckoutMethod) -> Self {
+        StoreSource {
+            store: self.store.with_checkout_method(method),
+            ..self
+        }
     }
 
     pub fn store(&self) -> &Store {

@@ -71,7 +71,8 @@ impl Credentials {
 /// The auth files consulted when `--authfile` is not given, in order:
 /// `$XDG_RUNTIME_DIR/containers/auth.json`,
 /// `$XDG_CONFIG_HOME/containers/auth.json` (default `~/.config`),
-/// `~/.docker/config.json`. `env` looks up environment variables.
+/// `~/.docker/config.json`. `env` gives the value of an environment variable
+/// as the binary read it (`HOME`, `XDG_RUNTIME_DIR`, `XDG_CONFIG_HOME`).
 pub fn default_auth_files(env: impl Fn(&str) -> Option<OsString>) -> Vec<PathBuf> {
     let nonempty = |k: &str| env(k).filter(|v| !v.is_empty()).map(PathBuf::from);
     let home = nonempty("HOME");

@@ -2,9 +2,10 @@
 //! speaks its API, such as `podman system service`).
 //!
 //! `GET /images/NAME/get` returns a docker-archive stream. The socket is
-//! `/var/run/docker.sock`, or `DOCKER_HOST=unix:///path`. ureq cannot talk
-//! over a unix socket, so a minimal HTTP/1.1 client lives here (Content-Length,
-//! chunked, or read-to-close bodies). The stream is not seekable, so it is
+//! `/var/run/docker.sock`, or `DOCKER_HOST=unix:///path` (which the binary
+//! reads into [`SourceOptions::docker_host`]). ureq cannot talk over a unix
+//! socket, so a minimal HTTP/1.1 client lives here (Content-Length, chunked,
+//! or read-to-close bodies). The stream is not seekable, so it is
 //! spooled to an unnamed temporary file under `/var/tmp` (in the root) and read
 //! by [`DockerArchiveSource`].
 
@@ -49,11 +50,9 @@ impl EngineSource {
     pub fn new(name: &str, opts: &SourceOptions) -> Result<Self, SourceError> {
         let image = ImageRef::parse(name)?;
         let socket =
-            socket_from_env(std::env::var("DOCKER_HOST").ok().as_deref()).map_err(|reason| {
-                SourceError::Spec {
-                    spec: format!("docker:{name}"),
-                    reason,
-                }
+            socket_from_env(opts.docker_host.as_deref()).map_err(|reason| SourceError::Spec {
+                spec: format!("docker:{name}"),
+                reason,
             })?;
         let spool = opts.root.join(SPOOL_DIR);
         let spool_dir = if spool.is_dir() {

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-use crate::imgref::ImgRefError;
+use crate::imgref::{ImgRefError, Transport};
 
 pub mod auth;
 pub mod digest;
@@ -79,6 +79,12 @@ pub struct SourceOptions {
     pub creds: Option<String>,
     /// `--authfile F`: the only auth file consulted when given.
     pub authfile: Option<PathBuf>,
+    /// The auth files consulted, in order, when `authfile` is not given: the
+    /// binary's [`auth::default_auth_files`] (none by default).
+    pub auth_files: Vec<PathBuf>,
+    /// `DOCKER_HOST` as the binary read it: the engine socket of `docker:`
+    /// sources (`unix:///path`; default [`engine::DEFAULT_SOCKET`]).
+    pub docker_host: Option<String>,
     /// Verify TLS certificates (default true). When false, a registry may
     /// also be reached over plain HTTP.
     pub tls_verify: bool,
@@ -99,6 +105,8 @@ impl std::fmt::Debug for SourceOptions {
             .field("root", &self.root)
             .field("creds", &creds)
             .field("authfile", &self.authfile)
+            .field("auth_files", &self.auth_files)
+            .field("docker_host", &self.docker_host)
             .field("tls_verify", &self.tls_verify)
             .field("quiet", &self.quiet)
             .field("low_speed", &self.low_speed)
@@ -107,12 +115,15 @@ impl std::fmt::Debug for SourceOptions {
 }
 
 impl SourceOptions {
-    /// Defaults: verify TLS, no explicit credentials, not quiet.
+    /// Defaults: verify TLS, no credentials and no auth file, the default
+    /// engine socket, not quiet.
     pub fn new(root: crate::paths::Root) -> Self {
         SourceOptions {
             root,
             creds: None,
             authfile: None,
+            auth_files: Vec::new(),
+            docker_host: None,
             tls_verify: true,
             quiet: false,
             low_speed: LowSpeed::DEFAULT,
@@ -268,20 +279,15 @@ impl SourceError {
     }
 }
 
-/// Open the source a spec names (see the module docs for the forms).
+/// Open the source a spec names (see the module docs for the forms; the
+/// prefix is read by [`Transport::of`]).
 pub fn open(spec: &str, opts: &SourceOptions) -> Result<Box<dyn ImageSource>, SourceError> {
-    if let Some(path) = spec.strip_prefix("dockertar:") {
-        return Ok(Box::new(dockertar::DockerArchiveSource::open(path)?));
-    }
-    if let Some(rest) = spec.strip_prefix("oci:") {
-        return Ok(Box::new(oci::OciLayoutSource::open(rest)?));
-    }
-    if let Some(name) = spec.strip_prefix("docker:") {
-        if !name.starts_with("//") {
-            return Ok(Box::new(engine::EngineSource::new(name, opts)?));
-        }
-    }
-    Ok(Box::new(registry::RegistrySource::new(spec, opts)?))
+    Ok(match Transport::of(spec) {
+        Transport::DockerArchive(path) => Box::new(dockertar::DockerArchiveSource::open(path)?),
+        Transport::OciLayout(rest) => Box::new(oci::OciLayoutSource::open(rest)?),
+        Transport::Engine(name) => Box::new(engine::EngineSource::new(name, opts)?),
+        Transport::Registry(spec) => Box::new(registry::RegistrySource::new(spec, opts)?),
+    })
 }
 
 /// The compression of a layer blob.

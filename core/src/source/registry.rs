@@ -874,7 +874,7 @@ impl RegistrySource {
             None => {
                 let files = match &opts.authfile {
                     Some(f) => vec![f.clone()],
-                    None => auth::default_auth_files(|k| std::env::var_os(k)),
+                    None => opts.auth_files.clone(),
                 };
                 auth::lookup(&files, &image.registry, &image.repository)?
             }

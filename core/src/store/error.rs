@@ -7,7 +7,6 @@ use thiserror::Error;
 
 use super::{CheckoutFailure, ImportError, READ_FILE_MAX};
 use crate::source::SourceError;
-use crate::template::TemplateError;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -159,15 +158,6 @@ pub enum StoreError {
     },
     #[error("image '{name}': {path} is larger than {READ_FILE_MAX} bytes")]
     FileTooLarge { name: String, path: String },
-    #[error("image '{name}': {path} is not valid UTF-8 or JSON")]
-    ExportsFile { name: String, path: String },
-    #[error("image '{name}': template {path}")]
-    Template {
-        name: String,
-        path: String,
-        #[source]
-        source: TemplateError,
-    },
     #[error("cannot set ref '{name}'")]
     SetRef {
         name: String,
@@ -181,6 +171,9 @@ pub enum StoreError {
     },
     #[error("'{name}' is not a valid image name")]
     BadName { name: String },
+    /// A digest or branch name that [`crate::imgref`] refuses.
+    #[error(transparent)]
+    Reference(#[from] crate::imgref::ImgRefError),
 }
 
 impl StoreError {
@@ -192,13 +185,12 @@ impl StoreError {
             ImageNotFound { .. } | LayerMissing { .. } => MISSING,
             Source { source, .. } => source.exit_code(),
             Layer { source, .. } => source.exit_code(),
-            Template { source, .. } => source.exit_code(),
+            Reference(e) => e.exit_code(),
             LayerVerify { source, .. } => exit::of_io(source),
             AmbiguousId { .. }
             | BadImage { .. }
             | DiffIdMismatch { .. }
             | FileTooLarge { .. }
-            | ExportsFile { .. }
             | BadName { .. } => INVALID,
             ReadDeployment { .. }
             | Checksum { .. }

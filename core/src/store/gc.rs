@@ -3,7 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use super::{names, LockMode, Store, StoreError, META_LAYER, META_MANIFEST};
+use super::{LockMode, Store, StoreError, META_LAYER, META_MANIFEST};
+use crate::imgref;
 
 /// `images prune`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -43,10 +44,10 @@ impl Store {
             });
         }
         let by_name = self
-            .resolve_ref(&names::branch_for_image(&img.name))?
+            .resolve_ref(&imgref::image_branch(&img.name))?
             .is_some()
-            && (names::with_tag(name_or_id) == img.name
-                || names::with_tag(&names::qualify(name_or_id)) == img.name);
+            && (imgref::with_tag(name_or_id) == img.name
+                || imgref::with_tag(&imgref::qualify(name_or_id)) == img.name);
         let victims: Vec<String> = if by_name {
             vec![img.name.clone()]
         } else {
@@ -58,7 +59,7 @@ impl Store {
         };
         for n in &victims {
             crate::failpoint!("delete.before-ref");
-            self.set_ref_now(&names::branch_for_image(n), None)?;
+            self.set_ref_now(&imgref::image_branch(n), None)?;
         }
         crate::failpoint!("delete.done");
         Ok(victims)
@@ -69,18 +70,18 @@ impl Store {
         let _l = self.lock(LockMode::Exclusive)?;
         let img = self.image(src)?;
         let commit = self
-            .resolve_ref(&names::branch_for_image(&img.name))?
+            .resolve_ref(&imgref::image_branch(&img.name))?
             .ok_or_else(|| StoreError::ImageNotFound {
                 name: src.to_string(),
             })?;
-        let dst = dst.strip_prefix("docker://").unwrap_or(dst);
+        let dst = imgref::strip_docker_scheme(dst);
         if dst.is_empty() || dst.contains(char::is_whitespace) || dst.starts_with('/') {
             return Err(StoreError::BadName {
                 name: dst.to_string(),
             });
         }
-        let dst = names::with_tag(&names::qualify(dst));
-        self.set_ref_now(&names::branch_for_image(&dst), Some(&commit))?;
+        let dst = imgref::with_tag(&imgref::qualify(dst));
+        self.set_ref_now(&imgref::image_branch(&dst), Some(&commit))?;
         Ok(dst)
     }
 
@@ -90,7 +91,7 @@ impl Store {
         let mut report = PruneReport::default();
         for l in self.dangling_layers()? {
             crate::failpoint!("prune.before-layer-ref");
-            self.set_ref_now(&names::branch_for_layer(&l.digest), None)?;
+            self.set_ref_now(&imgref::layer_branch(&l.digest)?, None)?;
             report.layers.push(l.digest);
         }
         crate::failpoint!("prune.refs-removed");

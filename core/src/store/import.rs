@@ -107,14 +107,11 @@ impl Default for ImportLimits {
 impl ImportLimits {
     /// The defaults, with `SYSCONTAINER_MAX_LAYER_ENTRIES`,
     /// `SYSCONTAINER_MAX_LAYER_BYTES` and `SYSCONTAINER_MAX_SPARSE_RATIO`
-    /// (see `paths`) applied when set to a number.
-    pub fn from_env() -> Self {
+    /// (see `paths`) applied when set to a number. `var` gives a variable's
+    /// value as the binary read it.
+    pub fn from_vars<'a>(var: impl Fn(&str) -> Option<&'a str>) -> Self {
         let mut l = ImportLimits::default();
-        let num = |k: &str| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-        };
+        let num = |k: &str| var(k).and_then(|v| v.trim().parse::<u64>().ok());
         if let Some(n) = num(crate::paths::ENV_MAX_LAYER_ENTRIES) {
             l.max_entries = n;
         }

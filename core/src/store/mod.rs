@@ -23,7 +23,8 @@
 //! repo creation), `query.rs` (refs, layers and images), `checkout/` (the
 //! union checkout: ours and libostree's), `union.rs` (reading files through
 //! the layers), `verify.rs`, `gc.rs` (delete, tag, prune), and `pull.rs`,
-//! `import.rs` for getting images in.
+//! `import.rs` for getting images in. Image names, digests and branch
+//! names are parsed and built by [`crate::imgref`] only.
 
 mod checkout;
 mod error;
@@ -31,7 +32,6 @@ mod gc;
 pub mod import;
 mod location;
 mod lock;
-mod names;
 mod open;
 pub mod pull;
 mod query;
@@ -54,8 +54,7 @@ pub use import::{ImportError, ImportStats};
 pub use location::{Location, LocationError};
 pub use lock::{LockMode, StoreLock};
 pub use pull::{pull, NoProgress, Progress, PullReport};
-pub use query::{split_name, valid_digest, ImageInfo, LayerInfo};
-pub use union::ImageVariables;
+pub use query::{ImageInfo, LayerInfo};
 pub use verify::{CheckoutDiff, LayerVerify, VerifyReport};
 
 /// Image commit: the manifest, as stored by atomic.
@@ -90,6 +89,8 @@ pub struct Store {
     checkout_real: PathBuf,
     lock_path: PathBuf,
     lock: RefCell<lock::LockState>,
+    checkout_method: CheckoutMethod,
+    import_limits: import::ImportLimits,
 }
 
 fn same_fs(a: &Path, b: &Path) -> bool {

@@ -4,7 +4,8 @@ use std::cell::RefCell;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{lock, same_fs, Location, Store, StoreError};
+use super::import::ImportLimits;
+use super::{lock, same_fs, CheckoutMethod, Location, Store, StoreError};
 use crate::paths::{self, Root};
 
 impl Store {
@@ -71,7 +72,28 @@ impl Store {
             checkout_logical,
             checkout_real,
             lock: RefCell::new(lock::LockState::default()),
+            checkout_method: CheckoutMethod::Hardlink,
+            import_limits: ImportLimits::default(),
         })
+    }
+
+    /// Check out with `method` (the binary's settings; default
+    /// [`CheckoutMethod::Hardlink`]).
+    pub fn with_checkout_method(mut self, method: CheckoutMethod) -> Store {
+        self.checkout_method = method;
+        self
+    }
+
+    /// Import layers under `limits` (the binary's settings; default
+    /// [`ImportLimits::default`]).
+    pub fn with_import_limits(mut self, limits: ImportLimits) -> Store {
+        self.import_limits = limits;
+        self
+    }
+
+    /// The limits that [`super::pull`] imports layers under.
+    pub fn import_limits(&self) -> &ImportLimits {
+        &self.import_limits
     }
 }
 

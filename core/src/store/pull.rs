@@ -19,11 +19,12 @@ use super::import::{
 };
 use super::lock::LockMode;
 use super::readahead::ReadAhead;
-use super::{names, valid_digest, Store, StoreError};
+use super::{Store, StoreError};
 use super::{
     META_CONFIG, META_LAYER, META_LAYER_DIFF_ID, META_LAYER_MEDIA_TYPE, META_LAYER_SIZE,
     META_LAYER_TAR_SIZE, META_MANIFEST, META_MANIFEST_DIGEST, META_NAME,
 };
+use crate::imgref;
 use crate::source::{
     self, Descriptor, DigestReader, ImageSource, ResolvedImage, SlowTransfer, SourceError,
 };
@@ -172,7 +173,7 @@ fn check_resolved(img: &ResolvedImage, desc: &str) -> Result<(), StoreError> {
         .chain(&img.diff_ids)
         .chain([&img.config.digest, &img.manifest_digest])
     {
-        if !valid_digest(d) {
+        if imgref::validate_digest(d).is_err() {
             return Err(bad(format!("'{d}' is not a sha256 digest")));
         }
     }
@@ -195,8 +196,8 @@ pub fn pull(
     })?;
     check_resolved(&img, &desc)?;
     progress.resolved(&img);
-    let name = names::with_tag(&img.name);
-    let image_ref = names::branch_for_image(&name);
+    let name = imgref::with_tag(&img.name);
+    let image_ref = imgref::image_branch(&name);
     let repo = store.repo();
     let _lock = store.lock(LockMode::Exclusive)?;
     crate::failpoint!("pull.locked");
@@ -261,9 +262,19 @@ pub fn pull(
             continue;
         }
         progress.layer_started(i, d);
-        let (commit, stats, read) = fetch_layer(repo, src, &desc, &name, i, d, diff_id, progress)?;
+        let (commit, stats, read) = fetch_layer(
+            repo,
+            store.import_limits(),
+            src,
+            &desc,
+            &name,
+            i,
+            d,
+            diff_id,
+            progress,
+        )?;
         crate::failpoint!("pull.layer-written");
-        repo.transaction_set_ref(None, &names::branch_for_layer(&d.digest), Some(&commit));
+        repo.transaction_set_ref(None, &imgref::layer_branch(&d.digest)?, Some(&commit));
         this_pull.insert(d.digest.clone(), commit);
         report.layers_fetched += 1;
         report.bytes_fetched += read;
@@ -316,6 +327,7 @@ pub fn pull(
 #[allow(clippy::too_many_arguments)]
 fn fetch_layer(
     repo: &ostree::Repo,
+    limits: &ImportLimits,
     src: &mut dyn ImageSource,
     desc: &str,
     name: &str,
@@ -348,7 +360,7 @@ fn fetch_layer(
                 cur: Vec::new(),
                 pos: 0,
             },
-            &ImportLimits::from_env(),
+            limits,
             &LayerInfo {
                 compressed_size: Some(d.size),
                 blob: Some(blob),

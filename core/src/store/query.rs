@@ -2,11 +2,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::{names, Store, StoreError};
+use super::{Store, StoreError};
 use super::{
     META_CONFIG, META_LAYER_DIFF_ID, META_LAYER_SIZE, META_LAYER_TAR_SIZE, META_MANIFEST,
     META_MANIFEST_DIGEST,
 };
+use crate::imgref::{self, Branch};
 
 /// An image in the store.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -28,28 +29,12 @@ pub struct ImageInfo {
 impl ImageInfo {
     /// The image ID's first 12 hex digits.
     pub fn short_id(&self) -> &str {
-        let h = self
-            .image_id
-            .strip_prefix("sha256:")
-            .unwrap_or(&self.image_id);
-        &h[..h.len().min(12)]
+        imgref::short_id(&self.image_id)
     }
 
-    /// `(repository, tag)` split from the name.
+    /// `(repository, tag)` split from the name ([`imgref::split_name`]).
     pub fn repo_tag(&self) -> (&str, &str) {
-        split_name(&self.name)
-    }
-}
-
-/// `("registry/repo", "tag")`; a digest reference keeps `@sha256:..` as tag.
-pub fn split_name(name: &str) -> (&str, &str) {
-    if let Some((r, d)) = name.split_once('@') {
-        return (r, d);
-    }
-    let slash = name.rfind('/').map(|i| i + 1).unwrap_or(0);
-    match name[slash..].rfind(':') {
-        Some(i) => (&name[..slash + i], &name[slash + i + 1..]),
-        None => (name, "latest"),
+        imgref::split_name(&self.name)
     }
 }
 
@@ -80,7 +65,7 @@ impl Store {
             .map_err(|source| StoreError::ListRefs { source })?;
         Ok(all
             .into_iter()
-            .filter(|(r, _)| r.starts_with(names::PREFIX))
+            .filter(|(r, _)| r.starts_with(imgref::BRANCH_PREFIX))
             .collect())
     }
 
@@ -112,10 +97,10 @@ impl Store {
 
     /// The commit of a layer, if present.
     pub fn layer_commit(&self, digest: &str) -> Result<Option<String>, StoreError> {
-        if !valid_digest(digest) {
-            return Ok(None);
+        match imgref::layer_branch(digest) {
+            Ok(branch) => self.resolve_ref(&branch),
+            Err(_) => Ok(None),
         }
-        self.resolve_ref(&names::branch_for_layer(digest))
     }
 
     /// A layer ref's details.
@@ -198,15 +183,11 @@ impl Store {
     pub fn images(&self) -> Result<Vec<ImageInfo>, StoreError> {
         let mut out = Vec::new();
         for (r, commit) in self.refs()? {
-            let suffix = &r[names::PREFIX.len()..];
-            if names::is_layer_suffix(suffix) {
-                continue;
+            match imgref::parse_branch(&r) {
+                Ok(Branch::Image(name)) => out.push(self.image_from_commit(&name, &commit)?),
+                Ok(Branch::Layer(_)) => {}
+                Err(e) => log::warn!("ignoring ref '{r}': {e}"),
             }
-            let Some(name) = names::unescape(suffix) else {
-                log::warn!("ignoring ref '{r}': not an escaped image name");
-                continue;
-            };
-            out.push(self.image_from_commit(&name, &commit)?);
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
@@ -217,11 +198,9 @@ impl Store {
         let used: BTreeSet<String> = self.images()?.into_iter().flat_map(|i| i.layers).collect();
         let mut out = Vec::new();
         for r in self.refs()?.keys() {
-            let suffix = &r[names::PREFIX.len()..];
-            if !names::is_layer_suffix(suffix) {
+            let Ok(Branch::Layer(digest)) = imgref::parse_branch(r) else {
                 continue;
-            }
-            let digest = format!("sha256:{suffix}");
+            };
             if !used.contains(&digest) {
                 if let Some(l) = self.layer(&digest)? {
                     out.push(l);
@@ -232,30 +211,29 @@ impl Store {
     }
 
     /// An image by name (as given, then fully qualified, `:latest` added
-    /// when untagged) or by image ID prefix (with or without `sha256:`).
+    /// when untagged) or by image ID prefix (lowercase hex, with or without
+    /// `sha256:`; [`imgref::id_prefix`]).
     pub fn image(&self, name_or_id: &str) -> Result<ImageInfo, StoreError> {
-        let given = name_or_id.strip_prefix("docker://").unwrap_or(name_or_id);
+        let given = imgref::strip_docker_scheme(name_or_id);
         if given.is_empty() {
             return Err(StoreError::BadName {
                 name: name_or_id.to_string(),
             });
         }
-        for n in [given.to_string(), names::qualify(given)] {
-            let full = names::with_tag(&n);
-            if let Some(c) = self.resolve_ref(&names::branch_for_image(&full))? {
+        for n in [given.to_string(), imgref::qualify(given)] {
+            let full = imgref::with_tag(&n);
+            if let Some(c) = self.resolve_ref(&imgref::image_branch(&full))? {
                 return self.image_from_commit(&full, &c);
             }
         }
-        let hex = given.strip_prefix("sha256:").unwrap_or(given);
-        if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let hex = hex.to_ascii_lowercase();
+        if let Some(hex) = imgref::id_prefix(given) {
             let found: Vec<ImageInfo> = self
                 .images()?
                 .into_iter()
                 .filter(|i| {
                     i.image_id
                         .strip_prefix("sha256:")
-                        .is_some_and(|h| h.starts_with(&hex))
+                        .is_some_and(|h| h.starts_with(hex))
                 })
                 .collect();
             let ids: BTreeSet<&str> = found.iter().map(|i| i.image_id.as_str()).collect();
@@ -281,40 +259,5 @@ impl Store {
             m.entry(i.image_id).or_default().push(i.name);
         }
         Ok(m)
-    }
-}
-
-/// `sha256:` followed by 64 lower-case hex digits.
-pub fn valid_digest(d: &str) -> bool {
-    d.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn split_names() {
-        assert_eq!(
-            split_name("docker.io/library/busybox:1.36"),
-            ("docker.io/library/busybox", "1.36")
-        );
-        assert_eq!(
-            split_name("localhost:5000/a"),
-            ("localhost:5000/a", "latest")
-        );
-        assert_eq!(split_name("localhost:5000/a:v"), ("localhost:5000/a", "v"));
-        assert_eq!(split_name("a/b@sha256:00"), ("a/b", "sha256:00"));
-    }
-
-    #[test]
-    fn digests() {
-        assert!(valid_digest(&format!("sha256:{}", "a".repeat(64))));
-        assert!(!valid_digest(&format!("sha256:{}", "A".repeat(64))));
-        assert!(!valid_digest("sha256:../../etc"));
     }
 }

@@ -2,25 +2,12 @@
 //! whiteouts and opaque directories honoured, symlinks followed within the
 //! image.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Read;
 
 use gio::prelude::*;
 
 use super::{import, ImageInfo, Store, StoreError, READ_FILE_MAX};
-
-/// The template variables an image uses (`images info`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct ImageVariables {
-    /// The `/exports/*.template` files scanned.
-    pub templates: Vec<String>,
-    /// Used, with a value from `manifest.json` `defaultValues`.
-    pub with_default: BTreeMap<String, String>,
-    /// Used, set by syscontainer itself (built-ins without a manifest default).
-    pub builtin: BTreeSet<String>,
-    /// Used, with no default: must be given with `--set`.
-    pub required: BTreeSet<String>,
-}
 
 fn not_found(e: &glib::Error) -> bool {
     e.matches(gio::IOErrorEnum::NotFound)
@@ -254,65 +241,6 @@ impl Store {
             }
         }
         Ok(seen)
-    }
-
-    /// The template variables of `/exports/*.template`, split by where their
-    /// value comes from.
-    pub fn info(&self, img: &ImageInfo) -> Result<ImageVariables, StoreError> {
-        let roots = self.layer_roots(img)?;
-        let mut out = ImageVariables::default();
-        let mut used = BTreeSet::new();
-        for n in self.list_dir_in(img, &roots, "/exports")? {
-            if !n.ends_with(".template") {
-                continue;
-            }
-            let path = format!("/exports/{n}");
-            let Some(data) = self.read_file_in(img, &roots, &path)? else {
-                continue;
-            };
-            let text = String::from_utf8(data).map_err(|_| StoreError::ExportsFile {
-                name: img.name.clone(),
-                path: path.clone(),
-            })?;
-            let vars = crate::template::variables(&path, &text).map_err(|source| {
-                StoreError::Template {
-                    name: img.name.clone(),
-                    path: path.clone(),
-                    source,
-                }
-            })?;
-            used.extend(vars);
-            out.templates.push(path);
-        }
-        let mut defaults = BTreeMap::new();
-        if let Some(m) = self.read_file_in(img, &roots, "/exports/manifest.json")? {
-            let bad = || StoreError::ExportsFile {
-                name: img.name.clone(),
-                path: "/exports/manifest.json".into(),
-            };
-            let v: serde_json::Value = serde_json::from_slice(&m).map_err(|_| bad())?;
-            if let Some(o) = v.get("defaultValues").and_then(|d| d.as_object()) {
-                for (k, v) in o {
-                    let v = match v {
-                        serde_json::Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    defaults.insert(k.clone(), v);
-                }
-            }
-        }
-        for v in used {
-            if crate::vars::FIXED.contains(&v.as_str()) {
-                out.builtin.insert(v);
-            } else if let Some(d) = defaults.get(&v) {
-                out.with_default.insert(v, d.clone());
-            } else if crate::vars::OVERRIDABLE.contains(&v.as_str()) {
-                out.builtin.insert(v);
-            } else {
-                out.required.insert(v);
-            }
-        }
-        Ok(out)
     }
 }
 

@@ -24,8 +24,20 @@ pub struct CheckoutReport {
 pub enum CheckoutMethod {
     /// Our own walk of the dirtree objects: one `linkat` per file (default).
     Hardlink,
-    /// libostree's `checkout_at`, layer by layer (`SYSCONTAINER_CHECKOUT=libostree`).
+    /// libostree's `checkout_at`, layer by layer (`SYSCONTAINER_CHECKOUT=libostree`,
+    /// read by the CLI).
     Libostree,
+}
+
+impl CheckoutMethod {
+    /// From the value of [`crate::paths::ENV_CHECKOUT`] as the binary read
+    /// it: `libostree`, else the default.
+    pub fn from_var(value: Option<&std::ffi::OsStr>) -> CheckoutMethod {
+        match value {
+            Some(v) if v == "libostree" => CheckoutMethod::Libostree,
+            _ => CheckoutMethod::Hardlink,
+        }
+    }
 }
 
 impl Store {
@@ -36,14 +48,10 @@ impl Store {
     /// reached the link limit is copied (the report counts them); nothing
     /// else is. On failure, `dest` is removed.
     ///
-    /// Uses our own checkout ([`CheckoutMethod::Hardlink`]), or libostree's
-    /// when `SYSCONTAINER_CHECKOUT=libostree`.
+    /// Uses the store's method ([`Store::with_checkout_method`]; by default
+    /// our own, [`CheckoutMethod::Hardlink`]).
     pub fn checkout(&self, img: &ImageInfo, dest: &Path) -> Result<CheckoutReport, StoreError> {
-        let method = match std::env::var_os("SYSCONTAINER_CHECKOUT") {
-            Some(v) if v == "libostree" => CheckoutMethod::Libostree,
-            _ => CheckoutMethod::Hardlink,
-        };
-        self.checkout_with(img, dest, method)
+        self.checkout_with(img, dest, self.checkout_method)
     }
 
     /// [`Store::checkout`] with the given implementation.
@@ -99,4 +107,23 @@ fn syncfs(path: &Path) -> Result<(), StoreError> {
         path: path.to_path_buf(),
         source: e.into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CheckoutMethod;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn method_from_its_variable() {
+        assert_eq!(CheckoutMethod::from_var(None), CheckoutMethod::Hardlink);
+        assert_eq!(
+            CheckoutMethod::from_var(Some(OsStr::new("libostree"))),
+            CheckoutMethod::Libostree
+        );
+        assert_eq!(
+            CheckoutMethod::from_var(Some(OsStr::new("hardlink"))),
+            CheckoutMethod::Hardlink
+        );
+    }
 }
