@@ -4,6 +4,12 @@
 #                      4 GiB loop-mounted ext4) or tmpfs; sets BENCH_DIR to
 #                      a directory on it, and MNT to what must be unmounted.
 #   bench_unmount      undo bench_mount (also safe from an EXIT trap).
+#   start_fixture T NAME
+#                      a busybox container NAME running /bin/true, with a
+#                      one-line tmpfiles.template, installed under the root
+#                      T as `syscontainer install` leaves it (deployment,
+#                      link, record), for `SYSCONTAINER_ROOT=T
+#                      syscontainer-exec run NAME`.
 # Needs $W (the benchmark's work dir).
 
 MNT=""
@@ -27,4 +33,31 @@ bench_mount() {
 
 bench_unmount() {
 	if [ -n "$MNT" ]; then umount "$MNT"; rmdir "$MNT"; MNT=""; rm -f "$W/ext4.img"; fi
+}
+
+start_fixture() {
+	local T=$1 NAME=$2 DEP
+	DEP=$T/var/lib/containers/atomic/$NAME.0
+	mkdir -p "$DEP/rootfs/bin" "$DEP/rootfs/exports" "$DEP/rootfs/proc" "$DEP/rootfs/dev" \
+		"$DEP/rootfs/sys" "$T/etc/syscontainer/containers"
+	cp "$(command -v busybox)" "$DEP/rootfs/bin/busybox"
+	ln -s busybox "$DEP/rootfs/bin/true"
+	ln -s busybox "$DEP/rootfs/bin/sh"
+	ln -s "$NAME.0" "$T/var/lib/containers/atomic/$NAME"
+	cat >"$DEP/rootfs/exports/config.json" <<JSON
+{"ociVersion": "1.0.2",
+ "process": {"terminal": false, "user": {"uid": 0, "gid": 0}, "args": ["/bin/true"],
+   "env": ["PATH=/bin"], "cwd": "/"},
+ "root": {"path": "rootfs", "readonly": true},
+ "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+   {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]}],
+ "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "mount"}]}}
+JSON
+	# shellcheck disable=SC2016 # a template: the helper expands it
+	echo 'D ${RUN_DIRECTORY}/${NAME} 0700 - - - -' >"$DEP/rootfs/exports/tmpfiles.template"
+	echo '{"image": "bench", "image_id": "sha256:00", "image_config": {}}' >"$DEP/info.json"
+	cat >"$T/etc/syscontainer/containers/$NAME.json" <<JSON
+{"version": 1, "name": "$NAME", "image": "bench", "image_id": "sha256:00",
+ "deployment": "/var/lib/containers/atomic/$NAME.0"}
+JSON
 }

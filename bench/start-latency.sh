@@ -1,7 +1,8 @@
 #!/bin/sh
 # Start latency: `syscontainer-exec run NAME` of a busybox container running
-# /bin/true, side by side with a bare `runc run` of the same bundle, in one
-# run. Prints the ratio. Needs root, runc and busybox; uses hyperfine when
+# /bin/true, with a one-line tmpfiles.template (as most corpus images have),
+# side by side with a bare `runc run` of the same bundle, in one run. Prints
+# the ratio. Needs root, runc and busybox; uses hyperfine when
 # installed (apt-get install hyperfine), else a shell loop.
 #
 #   bench/start-latency.sh [RUNS]
@@ -12,7 +13,6 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 cargo build -q --release -p syscontainer-exec
 HELPER=$CARGO_TARGET_DIR/release/syscontainer-exec
 RUNC=/usr/sbin/runc
-BUSYBOX=$(command -v busybox)
 [ "$(id -u)" = 0 ] || { echo "start-latency: must run as root" >&2; exit 1; }
 [ -x "$RUNC" ] || { echo "start-latency: $RUNC is missing" >&2; exit 1; }
 
@@ -21,27 +21,9 @@ NAME=bench$$
 trap '$RUNC delete -f $NAME >/dev/null 2>&1; $RUNC delete -f ${NAME}bare >/dev/null 2>&1; rm -rf "$T"' EXIT
 
 # A deployment and its record, as `syscontainer install` writes them.
-DEP=$T/var/lib/containers/atomic/$NAME.0
-mkdir -p "$DEP/rootfs/bin" "$DEP/rootfs/exports" "$DEP/rootfs/proc" "$DEP/rootfs/dev" \
-         "$DEP/rootfs/sys" "$T/etc/syscontainer/containers"
-cp "$BUSYBOX" "$DEP/rootfs/bin/busybox"
-ln -s busybox "$DEP/rootfs/bin/true"
-ln -s busybox "$DEP/rootfs/bin/sh"
-ln -s $NAME.0 "$T/var/lib/containers/atomic/$NAME"
-cat > "$DEP/rootfs/exports/config.json" <<JSON
-{"ociVersion": "1.0.2",
- "process": {"terminal": false, "user": {"uid": 0, "gid": 0}, "args": ["/bin/true"],
-   "env": ["PATH=/bin"], "cwd": "/"},
- "root": {"path": "rootfs", "readonly": true},
- "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
-   {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]}],
- "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "mount"}]}}
-JSON
-echo '{"image": "bench", "image_id": "sha256:00", "image_config": {}}' > "$DEP/info.json"
-cat > "$T/etc/syscontainer/containers/$NAME.json" <<JSON
-{"version": 1, "name": "$NAME", "image": "bench", "image_id": "sha256:00",
- "deployment": "/var/lib/containers/atomic/$NAME.0"}
-JSON
+W=$T
+. bench/lib.sh
+start_fixture "$T" "$NAME"
 
 # Render once, and copy the rendered bundle for bare runc.
 SYSCONTAINER_ROOT=$T "$HELPER" run $NAME

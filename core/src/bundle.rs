@@ -530,6 +530,8 @@ pub struct Bundle {
     pub dir: PathBuf,
     /// Real path of the rendered tmpfiles file, when it has lines to apply.
     pub tmpfiles: Option<PathBuf>,
+    /// Its text.
+    pub tmpfiles_text: String,
     /// The final config, as written.
     pub config: Value,
 }
@@ -597,18 +599,21 @@ pub fn prepare(root: &Root, rec: &Record, cgroup: Option<&str>) -> Result<Bundle
     fs::set_permissions(&bdir, fs::Permissions::from_mode(0o700)).map_err(werr(&bdir))?;
     let cpath = bdir.join("config.json");
     let text = serde_json::to_vec(&config).expect("config serializes");
-    fsutil::write_atomic(&cpath, &text, 0o600).map_err(werr(&cpath))?;
+    // The bundle is volatile (under /run) and rendered again at every
+    // start: atomic, but not synced.
+    fsutil::write_replace(&cpath, &text, 0o600).map_err(werr(&cpath))?;
     let tpath = bdir.join("tmpfiles.conf");
-    let tmpfiles = if tmpfiles_empty(&tmpfiles) {
+    let tmpfiles_path = if tmpfiles_empty(&tmpfiles) {
         let _ = fs::remove_file(&tpath);
         None
     } else {
-        fsutil::write_atomic(&tpath, tmpfiles.as_bytes(), 0o600).map_err(werr(&tpath))?;
+        fsutil::write_replace(&tpath, tmpfiles.as_bytes(), 0o600).map_err(werr(&tpath))?;
         Some(tpath)
     };
     Ok(Bundle {
         dir: bdir,
-        tmpfiles,
+        tmpfiles: tmpfiles_path,
+        tmpfiles_text: tmpfiles,
         config,
     })
 }

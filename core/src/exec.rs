@@ -53,6 +53,8 @@ pub enum ExecError {
         status: String,
         stderr: String,
     },
+    #[error("the tmpfiles of {file} cannot be applied: {errors}")]
+    Tmpfiles { file: PathBuf, errors: String },
     #[error("cannot exec {cmd}")]
     Exec {
         cmd: String,
@@ -80,6 +82,7 @@ impl ExecError {
             ExecError::Nul { .. } => EXIT_INVALID,
             ExecError::Spawn { .. }
             | ExecError::Failed { .. }
+            | ExecError::Tmpfiles { .. }
             | ExecError::Exec { .. }
             | ExecError::StopTimeout { .. } => EXIT_RUNTIME,
         }
@@ -217,7 +220,20 @@ pub fn prepare_run(root: &Root, name: &str) -> Result<Vec<String>, ExecError> {
     let b = bundle::prepare(root, &rec, cgroup.as_deref())?;
     log::debug!("rendered bundle {}", b.dir.display());
     if let Some(t) = &b.tmpfiles {
-        tmpfiles(root, "--create", t)?;
+        use crate::tmpfiles::{create_in_process, InProcess};
+        match create_in_process(root.path(), &b.tmpfiles_text) {
+            InProcess::Done => {}
+            InProcess::Spawn(why) => {
+                log::debug!("tmpfiles: {why}; running systemd-tmpfiles");
+                tmpfiles(root, "--create", t)?;
+            }
+            InProcess::Failed(errors) => {
+                return Err(ExecError::Tmpfiles {
+                    file: t.clone(),
+                    errors: errors.join("; "),
+                })
+            }
+        }
     }
     if runtime.may_have_state(name) {
         log::info!("removing stale runtime state of '{name}'");

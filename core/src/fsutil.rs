@@ -29,6 +29,29 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     res
 }
 
+/// Write `data` to `path` atomically but not durably: a temp file in the
+/// same directory, renamed over the target; no fsync. For volatile state
+/// that is rendered again whenever it is needed (the runc bundle under
+/// `/run`, written at every start): readers see the old content or the new
+/// one, and a power cut loses nothing that the next start does not redo.
+pub fn write_replace(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    let tmp = temp_sibling(path);
+    let res = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        fs::rename(&tmp, path)
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}
+
 /// Replace (or create) the symlink `link` so that it points at `target`,
 /// atomically: a temp symlink renamed over the old one, then a directory fsync.
 pub fn symlink_atomic(target: &Path, link: &Path) -> io::Result<()> {

@@ -25,6 +25,8 @@ pub mod paths;
 pub mod record;
 pub mod settings;
 pub mod template;
+#[cfg(feature = "runtime")]
+pub mod tmpfiles;
 pub mod unit;
 pub mod vars;
 
