@@ -9,7 +9,8 @@
 #                      one-line tmpfiles.template, installed under the root
 #                      T as `syscontainer install` leaves it (deployment,
 #                      link, record), for `SYSCONTAINER_ROOT=T
-#                      syscontainer-exec run NAME`.
+#                      syscontainer-exec run NAME`. T/run is a tmpfs, as
+#                      /run is on a host (start_fixture_cleanup T unmounts).
 # Needs $W (the benchmark's work dir).
 
 MNT=""
@@ -38,6 +39,8 @@ bench_unmount() {
 start_fixture() {
 	local T=$1 NAME=$2 DEP
 	DEP=$T/var/lib/containers/atomic/$NAME.0
+	mkdir -p "$T/run"
+	mount -t tmpfs -o mode=755,size=16m tmpfs "$T/run"
 	mkdir -p "$DEP/rootfs/bin" "$DEP/rootfs/exports" "$DEP/rootfs/proc" "$DEP/rootfs/dev" \
 		"$DEP/rootfs/sys" "$T/etc/syscontainer/containers"
 	cp "$(command -v busybox)" "$DEP/rootfs/bin/busybox"
@@ -60,4 +63,8 @@ JSON
 {"version": 1, "name": "$NAME", "image": "bench", "image_id": "sha256:00",
  "deployment": "/var/lib/containers/atomic/$NAME.0"}
 JSON
+}
+
+start_fixture_cleanup() {
+	umount "$1/run" 2>/dev/null || true
 }

@@ -60,6 +60,7 @@ cleanup() {
 	set +e
 	/usr/sbin/runc delete -f "$NAME" >/dev/null 2>&1
 	/usr/sbin/runc delete -f "${NAME}bare" >/dev/null 2>&1
+	[ -n "${T:-}" ] && start_fixture_cleanup "$T"
 	for p in $(find "${D:-$W}" -maxdepth 3 -type d -name pod 2>/dev/null); do
 		pod "$p" system reset -f >/dev/null 2>&1
 	done

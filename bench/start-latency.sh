@@ -18,7 +18,7 @@ RUNC=/usr/sbin/runc
 
 T=$(mktemp -d /tmp/syscontainer-bench.XXXXXX)
 NAME=bench$$
-trap '$RUNC delete -f $NAME >/dev/null 2>&1; $RUNC delete -f ${NAME}bare >/dev/null 2>&1; rm -rf "$T"' EXIT
+trap '$RUNC delete -f $NAME >/dev/null 2>&1; $RUNC delete -f ${NAME}bare >/dev/null 2>&1; start_fixture_cleanup "$T"; rm -rf "$T"' EXIT
 
 # A deployment and its record, as `syscontainer install` writes them.
 W=$T
