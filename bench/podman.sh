@@ -209,6 +209,7 @@ OURS_PLUS=$(du_b "$S/ours")
 quiet "$SC" pull -q "http:$ETCD"
 quiet "$SC" images delete "$PLUS"
 quiet "$SC" images prune
+OURS_REPO=$(du_b "$S/ours")
 for i in 1 2; do
 	quiet "$SC" install --no-enable --name "m$i" "$MEDIUM"
 	quiet "$SC" install --no-enable --name "e$i" --set "ETCD_NAME=e$i" "$ETCD"
@@ -221,6 +222,7 @@ pod "$S/pod" pull -q --tls-verify=false "$PLUS" >/dev/null
 POD_PLUS=$(du_b "$S/pod/root")
 pod "$S/pod" rmi "$PLUS" >/dev/null
 pod "$S/pod" pull -q --tls-verify=false "$ETCD" >/dev/null
+POD_IMAGES=$(du_b "$S/pod/root")
 for i in 1 2; do
 	pod "$S/pod" create -q --name "m$i" "$MEDIUM" /bin/true >/dev/null
 	pod "$S/pod" create -q --name "e$i" "$ETCD" /bin/true >/dev/null
@@ -229,11 +231,12 @@ done
 pod "$S/pod" system reset -f >/dev/null 2>&1 || true
 
 python3 - "$W/pull.res" "$W/start.json" "$OURS_DISK1" "$POD_DISK1" "$OURS_DISK2" "$POD_DISK2" \
-	"$OURS_MEDIUM" "$OURS_PLUS" "$POD_MEDIUM" "$POD_PLUS" "$FS" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
+	"$OURS_MEDIUM" "$OURS_PLUS" "$POD_MEDIUM" "$POD_PLUS" "$OURS_REPO" "$POD_IMAGES" \
+	"$FS" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
 import json, statistics as st, sys
 res, start = sys.argv[1], sys.argv[2]
-od1, pd1, od2, pd2, om, op, pm, pp = map(int, sys.argv[3:11])
-fs, load = sys.argv[11], sys.argv[12]
+od1, pd1, od2, pd2, om, op, pm, pp, orepo, pimg = map(int, sys.argv[3:13])
+fs, load = sys.argv[13], sys.argv[14]
 t, m = {}, {}
 for name, secs, rss in (l.split() for l in open(res)):
     t.setdefault(name, []).append(float(secs)); m.setdefault(name, []).append(int(rss))
@@ -255,6 +258,10 @@ print(f"  syscontainer-exec run      {h * 1e3:7.2f} ms  (our own: {(h - b) * 1e3
 print(f"  podman run --rm            {pr * 1e3:7.2f} ms")
 print(f"  ratio ours / bare runc     {h / b:7.3f}x  (target <= 1.15x)")
 print(f"  ratio ours / podman        {h / pr:7.3f}x  (target <= 0.25x; bare runc / podman {b / pr:.3f}x)")
+print("disk: medium + etcd, the images alone")
+print(f"  syscontainer repo          {orepo / 1e6:7.1f} MB")
+print(f"  podman images              {pimg / 1e6:7.1f} MB")
+print(f"  ratio ours / podman        {orepo / pimg:7.3f}x")
 for n, od, pd in ((1, od1, pd1), (2, od2, pd2)):
     print(f"disk: medium + etcd, {n} container(s) of each")
     print(f"  syscontainer root          {od / 1e6:7.1f} MB (repo, {2 * n} deployments, records)")
