@@ -2,9 +2,13 @@
 //! ([`write_outputs`]).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::fs;
+use std::ffi::OsStr;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{self as rfs, AtFlags, Mode, OFlags};
+use rustix::io::Errno;
 
 use crate::install_section::{self, BadValue, Link};
 use crate::paths::{self, Root};
@@ -199,28 +203,55 @@ where
 }
 
 /// Writes outputs into a directory (the generator's normal directory, which
-/// systemd empties before each run), creating each subdirectory once.
+/// systemd empties before each run).
+///
+/// The directory is opened once, and each subdirectory (`TARGET.wants/`) is
+/// created and opened once; every file is then made relative to its
+/// directory's fd (`openat`, `symlinkat`), so the kernel looks up one name per
+/// file instead of a whole path.
+///
+/// Units are written in place, with no temporary file and rename: systemd
+/// reads the output directories only after the generator has exited, so no
+/// reader sees a unit half-written (systemd-fstab-generator relies on the
+/// same). A unit that exists is overwritten (`O_TRUNC`), a symlink that exists
+/// is replaced; files get mode 0666 and directories 0777, less the umask.
 #[derive(Default)]
 pub struct Writer {
-    dirs: std::collections::HashSet<PathBuf>,
+    /// The output directory, as last given to [`Writer::write`], and its fd.
+    out: Option<(PathBuf, OwnedFd)>,
+    /// Subdirectories made so far, relative to the output directory.
+    dirs: HashMap<PathBuf, OwnedFd>,
 }
 
 impl Writer {
     pub fn write(&mut self, dir: &Path, outputs: &[Output]) -> io::Result<()> {
+        if self.out.as_ref().map_or(true, |(p, _)| p != dir) {
+            let fd = rfs::open(dir, DIR_FLAGS, Mode::empty())?;
+            self.out = Some((dir.to_path_buf(), fd));
+            self.dirs.clear();
+        }
+        let Some((_, top)) = &self.out else {
+            unreachable!("opened above")
+        };
         for o in outputs {
-            let p = dir.join(out_path(o));
-            if let Some(parent) = out_path(o).parent().filter(|p| !p.as_os_str().is_empty()) {
-                if !self.dirs.contains(parent) {
-                    fs::create_dir_all(dir.join(parent))?;
-                    self.dirs.insert(parent.to_path_buf());
+            let rel = out_path(o);
+            let name = rel.file_name().map_or(rel.as_os_str(), |n| n);
+            let at = match rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+                None => top.as_fd(),
+                Some(parent) => {
+                    if !self.dirs.contains_key(parent) {
+                        let fd = make_dirs(top.as_fd(), parent)?;
+                        self.dirs.insert(parent.to_path_buf(), fd);
+                    }
+                    self.dirs[parent].as_fd()
                 }
-            }
+            };
             match o {
-                Output::Unit { text, .. } => fs::write(&p, text)?,
-                Output::Symlink { target, .. } => match std::os::unix::fs::symlink(target, &p) {
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                        fs::remove_file(&p)?;
-                        std::os::unix::fs::symlink(target, &p)?;
+                Output::Unit { text, .. } => write_file(at, name, text.as_bytes())?,
+                Output::Symlink { target, .. } => match rfs::symlinkat(target, at, name) {
+                    Err(Errno::EXIST) => {
+                        rfs::unlinkat(at, name, AtFlags::empty())?;
+                        rfs::symlinkat(target, at, name)?;
                     }
                     r => r?,
                 },
@@ -228,6 +259,42 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// How output directories are opened: only as the base of `*at` calls.
+const DIR_FLAGS: OFlags = OFlags::PATH.union(OFlags::DIRECTORY).union(OFlags::CLOEXEC);
+
+/// Create the relative directory `rel` (not empty) under `top` as
+/// `create_dir_all` does (an existing directory, or a symlink to one, is
+/// fine), and open it.
+fn make_dirs(top: BorrowedFd, rel: &Path) -> io::Result<OwnedFd> {
+    let mut fd: Option<OwnedFd> = None;
+    for c in rel.components() {
+        let at = fd.as_ref().map_or(top, |f| f.as_fd());
+        match rfs::mkdirat(at, c.as_os_str(), Mode::from_raw_mode(0o777)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        fd = Some(rfs::openat(at, c.as_os_str(), DIR_FLAGS, Mode::empty())?);
+    }
+    fd.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty directory name"))
+}
+
+/// Create (or truncate) `name` in `at` and write `data`: one `write` for a
+/// unit, more only if the kernel takes less.
+fn write_file(at: BorrowedFd, name: &OsStr, data: &[u8]) -> io::Result<()> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC;
+    let fd = rfs::openat(at, name, flags, Mode::from_raw_mode(0o666))?;
+    let mut rest = data;
+    while !rest.is_empty() {
+        match rustix::io::write(&fd, rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => rest = &rest[n..],
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// The outputs as text, for `--dry-run`.
