@@ -87,6 +87,13 @@ fn template_file_name(rec: &Record) -> &'static str {
 /// Escape a value for a unit file line whose key is `key`.
 fn escape_value<'v>(key: &str, val: &'v str) -> Result<Cow<'v, str>, String> {
     let exec = key.starts_with("Exec");
+    // The common case, printable ASCII with nothing to escape, in one scan.
+    if val
+        .bytes()
+        .all(|b| (b' '..b'\x7f').contains(&b) && b != b'%' && !(exec && b == b'$'))
+    {
+        return Ok(Cow::Borrowed(val));
+    }
     let mut special = false;
     for c in val.chars() {
         if c.is_control() {
@@ -133,7 +140,8 @@ fn render_template(rec: &Record, vars: &Vars, source: &Path) -> Result<String, U
             continue;
         }
         let key = line_key(body);
-        let rendered = template::render_with(file, body, |v| {
+        let start = out.len();
+        template::render_into(file, body, &mut out, |v| {
             last_var.clear();
             last_var.push_str(v);
             match vars.get(v) {
@@ -145,6 +153,7 @@ fn render_template(rec: &Record, vars: &Vars, source: &Path) -> Result<String, U
             record: record(),
             source,
         })?;
+        let rendered = &out[start..];
         if rendered != body {
             let structure = |what| UnitError::Structure {
                 record: record(),
@@ -155,11 +164,10 @@ fn render_template(rec: &Record, vars: &Vars, source: &Path) -> Result<String, U
                 return Err(structure("a trailing backslash would continue the line"));
             }
             let starts = |s: &str, c: &[char]| s.trim_start().starts_with(c);
-            if starts(body, &['$']) && starts(&rendered, &['[', '#', ';']) {
+            if starts(body, &['$']) && starts(rendered, &['[', '#', ';']) {
                 return Err(structure("it would start a section or a comment"));
             }
         }
-        out.push_str(&rendered);
         out.push('\n');
     }
     Ok(out)
@@ -167,12 +175,21 @@ fn render_template(rec: &Record, vars: &Vars, source: &Path) -> Result<String, U
 
 /// A value for a path list in a unit (`RequiresMountsFor=`): `%` escaped,
 /// paths with white space or control characters left out.
-fn unit_path(p: &str) -> Option<String> {
+fn unit_path(p: &str) -> Option<Cow<'_, str>> {
     if p.is_empty() || !p.starts_with('/') || p.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         return None;
     }
-    Some(p.replace('%', "%%"))
+    Some(percent_escaped(p))
+}
+
+/// `s` with `%` doubled (no specifier expansion), borrowed when it has none.
+fn percent_escaped(s: &str) -> Cow<'_, str> {
+    if s.contains('%') {
+        Cow::Owned(s.replace('%', "%%"))
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 /// A rendered unit.
@@ -189,18 +206,15 @@ pub const INSTALL_COMMENT: &str = "# [Install] of the image, applied by the gene
 
 /// Render the unit for a record found at logical path `source`.
 pub fn render(rec: &Record, source: &Path) -> Result<Rendered, UnitError> {
-    use std::fmt::Write as _;
     let vars = Vars::for_record(rec);
     let body = render_template(rec, &vars, source)?;
-    let src = source.display().to_string();
+    // As `source.display()` shows it.
+    let src = source.to_string_lossy();
 
     // One pass to learn the sections, and whether [Service] chooses a Type=.
     let is_header = |t: &str| t.starts_with('[') && t.ends_with(']');
     // The helper's `run` command line, as it appears in a rendered unit.
-    let exec_start = vars
-        .get("EXEC_START")
-        .unwrap_or_default()
-        .replace('%', "%%");
+    let exec_start = percent_escaped(vars.get("EXEC_START").unwrap_or_default());
     let (mut section, mut has_unit, mut has_service, mut has_type) = ("", false, false, false);
     let mut runs_container = false;
     for l in body.lines() {
@@ -212,28 +226,41 @@ pub fn render(rec: &Record, source: &Path) -> Result<Rendered, UnitError> {
         } else if section == "[Service]" {
             match line_key(l) {
                 "Type" => has_type = true,
-                "ExecStart" => runs_container |= l.contains(&exec_start),
+                "ExecStart" => runs_container |= l.contains(&*exec_start),
                 _ => {}
             }
         }
     }
     if !has_service {
-        return Err(UnitError::NoService { record: src });
+        return Err(UnitError::NoService {
+            record: src.into_owned(),
+        });
     }
 
-    let mut unit_lines = format!("SourcePath={}\n", src.replace('%', "%%"));
-    let mounts: Vec<String> = [Some(rec.deployment.as_str()), rec.repo.as_deref()]
+    let mut unit_lines = String::with_capacity(2 * src.len() + 200);
+    for s in ["SourcePath=", &percent_escaped(&src), "\n"] {
+        unit_lines.push_str(s);
+    }
+    let mounts = [Some(rec.deployment.as_str()), rec.repo.as_deref()]
         .into_iter()
         .flatten()
-        .filter_map(unit_path)
-        .collect();
-    if !mounts.is_empty() {
-        let _ = writeln!(unit_lines, "RequiresMountsFor={}", mounts.join(" "));
+        .filter_map(unit_path);
+    let mut any_mount = false;
+    for m in mounts {
+        unit_lines.push_str(if any_mount { " " } else { "RequiresMountsFor=" });
+        unit_lines.push_str(&m);
+        any_mount = true;
     }
-    let _ = writeln!(unit_lines, "PartOf={}", paths::CONTAINERS_TARGET);
+    if any_mount {
+        unit_lines.push('\n');
+    }
     // Stopped before the target (the reverse of After=): `systemctl stop
     // syscontainers.target` returns once every container has stopped.
-    let _ = writeln!(unit_lines, "After={}", paths::CONTAINERS_TARGET);
+    for s in ["PartOf=", paths::CONTAINERS_TARGET, "\nAfter="] {
+        unit_lines.push_str(s);
+    }
+    unit_lines.push_str(paths::CONTAINERS_TARGET);
+    unit_lines.push('\n');
     let mut service_lines = String::from(if has_type {
         "Delegate=yes\n"
     } else {
@@ -242,19 +269,27 @@ pub fn render(rec: &Record, source: &Path) -> Result<Rendered, UnitError> {
     // Type=exec only waits for the exec of the helper, which then execs
     // runc: wait for the container itself, if the unit runs one.
     if !has_type && runs_container {
-        let _ = writeln!(
-            service_lines,
-            "ExecStartPost={} wait {}",
+        for s in [
+            "ExecStartPost=",
             paths::EXEC_HELPER,
-            rec.name
-        );
+            " wait ",
+            &rec.name,
+            "\n",
+        ] {
+            service_lines.push_str(s);
+        }
     }
 
-    let mut out = String::with_capacity(body.len() + unit_lines.len() + 160);
-    let _ = writeln!(
-        out,
-        "# Automatically generated by {GENERATOR_NAME} from {src}\n# Edit the record with syscontainer, not this file."
-    );
+    let mut out = String::with_capacity(body.len() + unit_lines.len() + src.len() + 200);
+    for s in [
+        "# Automatically generated by ",
+        GENERATOR_NAME,
+        " from ",
+        &src,
+        "\n# Edit the record with syscontainer, not this file.\n",
+    ] {
+        out.push_str(s);
+    }
     if !has_unit {
         out.push_str("[Unit]\n");
         out.push_str(&unit_lines);
