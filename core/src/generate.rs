@@ -2,9 +2,10 @@
 //! ([`write_outputs`]).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags};
@@ -193,9 +194,10 @@ where
             failed: errors.len(),
         });
     }
+    let mut buf = Vec::new();
     for c in &cands {
         let mut g = Generated::default();
-        convert_one(&c.load(), &mut names, &mut g);
+        convert_one(&c.load_with(&mut buf), &mut names, &mut g);
         failed += g.failed;
         sink(g);
     }
@@ -219,8 +221,9 @@ where
 pub struct Writer {
     /// The output directory, as last given to [`Writer::write`], and its fd.
     out: Option<(PathBuf, OwnedFd)>,
-    /// Subdirectories made so far, relative to the output directory.
-    dirs: HashMap<PathBuf, OwnedFd>,
+    /// Subdirectories made so far, relative to the output directory (a few:
+    /// one per target and dependency kind).
+    dirs: Vec<(OsString, OwnedFd)>,
 }
 
 impl Writer {
@@ -234,17 +237,17 @@ impl Writer {
             unreachable!("opened above")
         };
         for o in outputs {
-            let rel = out_path(o);
-            let name = rel.file_name().map_or(rel.as_os_str(), |n| n);
-            let at = match rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let (parent, name) = split_parent(out_path(o));
+            let at = match parent {
                 None => top.as_fd(),
-                Some(parent) => {
-                    if !self.dirs.contains_key(parent) {
-                        let fd = make_dirs(top.as_fd(), parent)?;
-                        self.dirs.insert(parent.to_path_buf(), fd);
+                Some(parent) => match self.dirs.iter().position(|(d, _)| d == parent) {
+                    Some(i) => self.dirs[i].1.as_fd(),
+                    None => {
+                        let fd = make_dirs(top.as_fd(), Path::new(parent))?;
+                        self.dirs.push((parent.to_os_string(), fd));
+                        self.dirs[self.dirs.len() - 1].1.as_fd()
                     }
-                    self.dirs[parent].as_fd()
-                }
+                },
             };
             match o {
                 Output::Unit { text, .. } => write_file(at, name, text.as_bytes())?,
@@ -258,6 +261,20 @@ impl Writer {
             }
         }
         Ok(())
+    }
+}
+
+/// A relative output path's directory (`None` for a file at the top) and
+/// file name, split at the last `/` (outputs are plain relative paths: no
+/// trailing `/`, no `.` or `..`).
+fn split_parent(p: &Path) -> (Option<&OsStr>, &OsStr) {
+    let b = p.as_os_str().as_bytes();
+    match b.iter().rposition(|&c| c == b'/') {
+        None => (None, p.as_os_str()),
+        Some(i) => (
+            Some(OsStr::from_bytes(&b[..i])),
+            OsStr::from_bytes(&b[i + 1..]),
+        ),
     }
 }
 
