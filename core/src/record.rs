@@ -214,7 +214,14 @@ impl Record {
     /// must equal the `name` field. Returns the record and warnings (unknown
     /// fields).
     pub fn parse(logical: &Path, text: &[u8]) -> Result<(Record, Vec<String>), RecordError> {
-        let rec: Record = match serde_json::from_slice(text) {
+        // Valid UTF-8 (every record syscontainer writes) is parsed as a str,
+        // so that serde_json does not check each string again; the errors
+        // are the same.
+        let parsed = match std::str::from_utf8(text) {
+            Ok(s) => serde_json::from_str(s),
+            Err(_) => serde_json::from_slice(text),
+        };
+        let rec: Record = match parsed {
             Ok(r) => r,
             Err(source) => {
                 // A newer format may lack fields this version requires: say
