@@ -122,37 +122,63 @@ fn line_key(line: &str) -> &str {
     }
 }
 
-/// Render the service template of `rec` (no syscontainer additions).
-fn render_template(rec: &Record, vars: &Vars, source: &Path) -> Result<String, UnitError> {
+/// The rendered service template, and what [`render`] needs to know of it.
+struct Body {
+    text: String,
+    has_unit: bool,
+    has_service: bool,
+    /// `[Service]` chooses a `Type=`.
+    has_type: bool,
+    /// An `ExecStart=` of `[Service]` runs the helper's `run` command line.
+    runs_container: bool,
+}
+
+/// `t` (trimmed) is a section header.
+fn is_header(t: &str) -> bool {
+    t.starts_with('[') && t.ends_with(']')
+}
+
+/// Render the service template of `rec` (no syscontainer additions), learning
+/// its sections on the way.
+fn render_template(rec: &Record, vars: &Vars, source: &Path) -> Result<Body, UnitError> {
     let text = rec
         .service_template
         .as_deref()
         .unwrap_or(DEFAULT_SERVICE_TEMPLATE);
     let file = template_file_name(rec);
     let record = || source.display().to_string();
-    let mut out = String::with_capacity(text.len() + 256);
+    // The helper's `run` command line, as it appears in a rendered unit.
+    let exec_start = percent_escaped(vars.get("EXEC_START").unwrap_or_default());
+    let mut b = Body {
+        text: String::with_capacity(text.len() + 256),
+        has_unit: false,
+        has_service: false,
+        has_type: false,
+        runs_container: false,
+    };
+    let out = &mut b.text;
+    let mut in_service = false;
     let mut last_var = String::new();
     for line in text.split_inclusive('\n') {
         let body = line.trim_end_matches('\n').trim_end_matches('\r');
-        if !body.contains('$') {
-            out.push_str(body);
-            out.push('\n');
-            continue;
-        }
-        let key = line_key(body);
         let start = out.len();
-        template::render_into(file, body, &mut out, |v| {
-            last_var.clear();
-            last_var.push_str(v);
-            match vars.get(v) {
-                None => Ok(None),
-                Some(val) => escape_value(key, val).map(Some),
-            }
-        })
-        .map_err(|source| UnitError::Template {
-            record: record(),
-            source,
-        })?;
+        if body.contains('$') {
+            let key = line_key(body);
+            template::render_into(file, body, out, |v| {
+                last_var.clear();
+                last_var.push_str(v);
+                match vars.get(v) {
+                    None => Ok(None),
+                    Some(val) => escape_value(key, val).map(Some),
+                }
+            })
+            .map_err(|source| UnitError::Template {
+                record: record(),
+                source,
+            })?;
+        } else {
+            out.push_str(body);
+        }
         let rendered = &out[start..];
         if rendered != body {
             let structure = |what| UnitError::Structure {
@@ -168,9 +194,21 @@ fn render_template(rec: &Record, vars: &Vars, source: &Path) -> Result<String, U
                 return Err(structure("it would start a section or a comment"));
             }
         }
+        let t = rendered.trim();
+        if is_header(t) {
+            in_service = t == "[Service]";
+            b.has_unit |= t == "[Unit]";
+            b.has_service |= in_service;
+        } else if in_service {
+            match line_key(rendered) {
+                "Type" => b.has_type = true,
+                "ExecStart" => b.runs_container |= rendered.contains(&*exec_start),
+                _ => {}
+            }
+        }
         out.push('\n');
     }
-    Ok(out)
+    Ok(b)
 }
 
 /// A value for a path list in a unit (`RequiresMountsFor=`): `%` escaped,
@@ -207,30 +245,15 @@ pub const INSTALL_COMMENT: &str = "# [Install] of the image, applied by the gene
 /// Render the unit for a record found at logical path `source`.
 pub fn render(rec: &Record, source: &Path) -> Result<Rendered, UnitError> {
     let vars = Vars::for_record(rec);
-    let body = render_template(rec, &vars, source)?;
+    let Body {
+        text: body,
+        has_unit,
+        has_service,
+        has_type,
+        runs_container,
+    } = render_template(rec, &vars, source)?;
     // As `source.display()` shows it.
     let src = source.to_string_lossy();
-
-    // One pass to learn the sections, and whether [Service] chooses a Type=.
-    let is_header = |t: &str| t.starts_with('[') && t.ends_with(']');
-    // The helper's `run` command line, as it appears in a rendered unit.
-    let exec_start = percent_escaped(vars.get("EXEC_START").unwrap_or_default());
-    let (mut section, mut has_unit, mut has_service, mut has_type) = ("", false, false, false);
-    let mut runs_container = false;
-    for l in body.lines() {
-        let t = l.trim();
-        if is_header(t) {
-            section = t;
-            has_unit |= t == "[Unit]";
-            has_service |= t == "[Service]";
-        } else if section == "[Service]" {
-            match line_key(l) {
-                "Type" => has_type = true,
-                "ExecStart" => runs_container |= l.contains(&*exec_start),
-                _ => {}
-            }
-        }
-    }
     if !has_service {
         return Err(UnitError::NoService {
             record: src.into_owned(),
