@@ -140,7 +140,7 @@ pub fn parse(text: &str) -> Section {
     let mut sec = Section::default();
     let mut in_install = false;
     let mut cont: Option<(String, usize)> = None;
-    for (i, raw) in text.lines().enumerate() {
+    for (i, raw) in crate::text::lines(text).enumerate() {
         // Comment lines are skipped, even inside a continuation.
         let lead = raw.trim_start_matches(is_ws);
         if lead.starts_with('#') || lead.starts_with(';') {

@@ -24,6 +24,7 @@ pub mod name;
 pub mod paths;
 pub mod record;
 pub mod template;
+pub mod text;
 pub mod unit;
 pub mod vars;
 

@@ -26,6 +26,7 @@ use crate::install_section::{self, Section};
 use crate::paths;
 use crate::record::Record;
 use crate::template::{self, TemplateError};
+use crate::text;
 use crate::vars::Vars;
 
 /// The unit used when the image ships no `service.template`. A start that
@@ -116,8 +117,8 @@ fn escape_value<'v>(key: &str, val: &'v str) -> Result<Cow<'v, str>, String> {
 /// The key of a `Key=value` line, if it is one.
 fn line_key(line: &str) -> &str {
     let t = line.trim_start();
-    match t.split_once('=') {
-        Some((k, _)) if !k.contains('$') => k.trim_end(),
+    match text::find(t, b'=') {
+        Some(i) if !t.as_bytes()[..i].contains(&b'$') => t[..i].trim_end(),
         _ => "",
     }
 }
@@ -159,10 +160,11 @@ fn render_template(rec: &Record, vars: &Vars, source: &Path) -> Result<Body, Uni
     let out = &mut b.text;
     let mut in_service = false;
     let mut last_var = String::new();
-    for line in text.split_inclusive('\n') {
-        let body = line.trim_end_matches('\n').trim_end_matches('\r');
+    for line in text::lines(text) {
+        // A line's own trailing '\r's go too (lines() drops one).
+        let body = line.trim_end_matches('\r');
         let start = out.len();
-        if body.contains('$') {
+        if body.as_bytes().contains(&b'$') {
             let key = line_key(body);
             template::render_into(file, body, out, |v| {
                 last_var.clear();
@@ -319,7 +321,7 @@ pub fn render(rec: &Record, source: &Path) -> Result<Rendered, UnitError> {
     }
     let (mut seen_header, mut unit_done, mut service_done) = (false, false, false);
     let mut in_install = false;
-    for l in body.lines() {
+    for l in text::lines(&body) {
         let t = l.trim();
         if !seen_header && !is_header(t) && t.is_empty() {
             continue; // blank lines before the first section
