@@ -43,28 +43,27 @@ pub struct Generated {
 /// given so far (records are converted in name order, so the first record
 /// that asks for an alias gets it).
 #[derive(Debug, Default)]
-pub struct Names {
-    units: HashSet<String>,
+pub struct Names<'a> {
+    /// The records' names (their units are `NAME.service`).
+    records: HashSet<&'a str>,
     aliases: HashMap<String, String>,
 }
 
-impl Names {
+impl<'a> Names<'a> {
     /// The names of all the records of the run, masked and broken included.
-    pub fn new<'a>(records: impl IntoIterator<Item = &'a str>) -> Self {
+    pub fn new(records: impl IntoIterator<Item = &'a str>) -> Self {
         Names {
-            units: records
-                .into_iter()
-                .map(|n| format!("{n}.service"))
-                .collect(),
+            records: records.into_iter().collect(),
             aliases: HashMap::new(),
         }
     }
 
     /// Why `alias` cannot be given, if it cannot.
     fn taken(&self, alias: &str) -> Option<BadValue> {
-        if self.units.contains(alias) {
-            let n = alias.strip_suffix(".service").unwrap_or(alias);
-            return Some(BadValue::TakenByRecord(n.to_string()));
+        if let Some(n) = alias.strip_suffix(".service") {
+            if self.records.contains(n) {
+                return Some(BadValue::TakenByRecord(n.to_string()));
+            }
         }
         self.aliases
             .get(alias)
@@ -88,7 +87,7 @@ pub fn convert(found: &[Found]) -> Generated {
 /// and gets the links of its unit's `[Install]` section
 /// ([`install_section`]); a disabled one gets no link at all.
 pub fn convert_one(f: &Found, names: &mut Names, g: &mut Generated) {
-    let unit_name = format!("{}.service", f.name);
+    let unit_name = [f.name.as_str(), ".service"].concat();
     let broken = |g: &mut Generated, reason: String| {
         g.failed += 1;
         g.outputs.push(Output::Unit {
@@ -141,7 +140,7 @@ fn install_links(
     let mut links: BTreeSet<Link> = [record.target.as_str(), paths::CONTAINERS_TARGET]
         .into_iter()
         .map(|t| Link::Dependency {
-            dir: format!("{t}.wants"),
+            dir: [t, ".wants"].concat(),
         })
         .collect();
     links.extend(plan.links);

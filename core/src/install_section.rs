@@ -346,7 +346,11 @@ impl Link {
     /// The symlink's path and target, relative to the output directory.
     pub fn path_and_target(&self, unit: &str) -> (PathBuf, PathBuf) {
         match self {
-            Link::Dependency { dir } => (Path::new(dir).join(unit), Path::new("..").join(unit)),
+            // `dir` and `unit` are unit names: no '/'.
+            Link::Dependency { dir } => (
+                PathBuf::from([dir, "/", unit].concat()),
+                PathBuf::from(["../", unit].concat()),
+            ),
             Link::Alias { name } => (PathBuf::from(name), PathBuf::from(unit)),
         }
     }
@@ -397,7 +401,7 @@ pub fn plan(
                     err(w, BadValue::NotUnitName(name));
                     continue;
                 }
-                let dir = format!("{name}{}", w.key.dir_suffix().unwrap_or_default());
+                let dir = [name.as_str(), w.key.dir_suffix().unwrap_or_default()].concat();
                 if dir.len() > NAME_MAX {
                     err(w, BadValue::TooLong(dir));
                     continue;

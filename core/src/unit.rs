@@ -134,6 +134,15 @@ struct Body {
     runs_container: bool,
 }
 
+/// `needle` is in `s`: a plain scan, cheaper than `str::contains` for one
+/// short line.
+fn contains(s: &str, needle: &str) -> bool {
+    needle.is_empty()
+        || s.as_bytes()
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+}
+
 /// `t` (trimmed) is a section header.
 fn is_header(t: &str) -> bool {
     t.starts_with('[') && t.ends_with(']')
@@ -204,7 +213,7 @@ fn render_template(rec: &Record, vars: &Vars, source: &Path) -> Result<Body, Uni
         } else if in_service {
             match line_key(rendered) {
                 "Type" => b.has_type = true,
-                "ExecStart" => b.runs_container |= rendered.contains(&*exec_start),
+                "ExecStart" => b.runs_container |= contains(rendered, &exec_start),
                 _ => {}
             }
         }
@@ -286,7 +295,8 @@ pub fn render(rec: &Record, source: &Path) -> Result<Rendered, UnitError> {
     }
     unit_lines.push_str(paths::CONTAINERS_TARGET);
     unit_lines.push('\n');
-    let mut service_lines = String::from(if has_type {
+    let mut service_lines = String::with_capacity(80 + paths::EXEC_HELPER.len() + rec.name.len());
+    service_lines.push_str(if has_type {
         "Delegate=yes\n"
     } else {
         "Type=exec\nDelegate=yes\n"
