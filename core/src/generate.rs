@@ -227,13 +227,13 @@ pub struct Writer {
 
 impl Writer {
     pub fn write(&mut self, dir: &Path, outputs: &[Output]) -> io::Result<()> {
-        if self.out.as_ref().map_or(true, |(p, _)| p != dir) {
-            let fd = rfs::open(dir, DIR_FLAGS, Mode::empty())?;
-            self.out = Some((dir.to_path_buf(), fd));
-            self.dirs.clear();
-        }
-        let Some((_, top)) = &self.out else {
-            unreachable!("opened above")
+        let top = match &mut self.out {
+            Some((p, fd)) if p == dir => fd,
+            out => {
+                self.dirs.clear();
+                let fd = rfs::open(dir, DIR_FLAGS, Mode::empty())?;
+                &mut out.insert((dir.to_path_buf(), fd)).1
+            }
         };
         for o in outputs {
             let (parent, name) = split_parent(out_path(o));
