@@ -1,8 +1,20 @@
 #!/bin/bash
-# Generator benchmark: syscontainer-generator on 10 and 1000 records, side by
-# side with systemd-fstab-generator on an fstab of 1000 entries, on the same
-# tmpfs, in one run. Prints time per entry and the ratio, peak RSS, and the
-# generator's shared libraries (no libostree, no TLS).
+# Generator benchmark: syscontainer-generator on 0, 10 and 1000 records, side
+# by side with systemd-fstab-generator on an fstab of 1000 entries (and an
+# empty one), on the same tmpfs, in one run. Prints wall and CPU time per
+# entry and the ratios, the no-records time, peak RSS against the issue 11
+# targets (1000 records <= 0.3x fstab-generator, no records < 2.5 ms, RSS <
+# 4 MiB), the load average, and the generator's shared libraries (no
+# libostree, no TLS).
+#
+# Wall time: hyperfine without a shell (-N); the output directory is emptied
+# before each run, untimed (--prepare), so removing the previous run's 2000
+# files is counted for neither generator. The floor is bench/generator-floor.c
+# (built with cc when there is one): the same tree made with the fewest system
+# calls and no parsing, the kernel's share that no generator can avoid.
+# CPU time (and a second wall time) comes from rounds that run every command
+# once, in turn, so that load from others on a shared machine falls on all of
+# them alike: prefer those figures there.
 #
 # Usage: bench/generator.sh [GENERATOR]   (default target/release/syscontainer-generator)
 set -euo pipefail
@@ -32,64 +44,118 @@ for i in range(n):
     open("%s/%s.json" % (d, name), "w").write(json.dumps(r, indent=2))
 PY
 }
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 mkroot "$B/r10" 10
 mkroot "$B/r1000" 1000
+mkdir -p "$B/r0/etc/syscontainer/containers"   # no records: an empty directory
 for i in $(seq 1 1000); do echo "tmpfs /mnt/m$i tmpfs defaults,size=1m 0 0"; done >"$B/fstab"
+: >"$B/fstab0"
 mkdir -p "$B/out"
+printf '#!/bin/sh\nrm -rf %s/out && mkdir %s/out\n' "$B" "$B" >"$B/reset"; chmod +x "$B/reset"
+FLOOR=""
+if command -v cc >/dev/null && cc -O2 -o "$B/floor" bench/generator-floor.c; then FLOOR=$B/floor; fi
 
-hyperfine --warmup 3 --runs 30 --export-json "$B/h.json" \
-  -n ours-10   "rm -rf $B/out; mkdir $B/out; SYSCONTAINER_ROOT=$B/r10 $GEN $B/out" \
-  -n ours-1000 "rm -rf $B/out; mkdir $B/out; SYSCONTAINER_ROOT=$B/r1000 $GEN $B/out" \
-  -n fstab-1000 "rm -rf $B/out; mkdir $B/out; SYSTEMD_FSTAB=$B/fstab SYSTEMD_PROC_CMDLINE= $FSTAB_GEN $B/out $B/out $B/out" \
-  -n shell-baseline "rm -rf $B/out; mkdir $B/out" >/dev/null
+# hf NAME RUNS CMD...: one hyperfine benchmark, in the caller's environment.
+hf() {
+  local name=$1 runs=$2; shift 2
+  hyperfine -N --style none --warmup 3 --runs "$runs" --prepare "$B/reset" \
+    --export-json "$B/h-$name.json" -n "$name" "$*" >/dev/null 2>"$B/hf.err" \
+    || { cat "$B/hf.err" >&2; exit 1; }
+}
+SYSCONTAINER_ROOT=$B/r10 hf ours-10 30 "$GEN" "$B/out"
+SYSCONTAINER_ROOT=$B/r1000 hf ours-1000 30 "$GEN" "$B/out"
+SYSTEMD_FSTAB=$B/fstab SYSTEMD_PROC_CMDLINE= hf fstab-1000 30 "$FSTAB_GEN" "$B/out" "$B/out" "$B/out"
+[ -z "$FLOOR" ] || hf floor-1000 30 "$FLOOR" "$B/r1000/etc/syscontainer/containers" "$B/out"
+SYSCONTAINER_ROOT=$B/r0 hf ours-0 200 "$GEN" "$B/out"
+SYSCONTAINER_ROOT=$B/missing hf ours-missing 200 "$GEN" "$B/out"
+SYSTEMD_FSTAB=$B/fstab0 SYSTEMD_PROC_CMDLINE= hf fstab-0 200 "$FSTAB_GEN" "$B/out" "$B/out" "$B/out"
+hf true 200 /bin/true
 
-# CPU time (user+sys) per run, from getrusage: much less sensitive than wall
-# time to other load on the machine.
-cpu() {  # cpu ENV-ASSIGNMENT... -- CMD...
+# CPU time (user+sys, from wait4's rusage) and wall time, interleaved: each
+# round runs every command once, in turn, so that other load on the machine
+# falls on all of them alike; medians of 30 rounds.
+inter() {  # inter NAME ENV-ASSIGNMENT... -- CMD... [; NAME ...]: one JSON line per command
   python3 - "$B/out" "$@" <<'PY'
-import os, resource, shutil, subprocess, sys
+import json, os, shutil, statistics, sys, time
 out, args = sys.argv[1], sys.argv[2:]
-i = args.index("--"); env = dict(os.environ, **dict(a.split("=", 1) for a in args[:i])); cmd = args[i+1:]
-runs = 30
-t = 0.0
-for _ in range(runs):
-    shutil.rmtree(out, ignore_errors=True); os.mkdir(out)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t += (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-print("%.3f" % (t / runs * 1e3))
+cmds = []
+while args:
+    j = args.index(";") if ";" in args else len(args)
+    one, args = args[:j], args[j+1:]
+    i = one.index("--")
+    cmds.append((one[0], dict(a.split("=", 1) for a in one[1:i]), one[i+1:]))
+wall = {n: [] for n, _, _ in cmds}; cpu = {n: [] for n, _, _ in cmds}
+for _ in range(30):
+    for name, env, argv in cmds:
+        shutil.rmtree(out, ignore_errors=True); os.mkdir(out)
+        t = time.perf_counter()
+        with open(os.devnull, "w") as null:
+            pid = os.posix_spawn(argv[0], argv, dict(os.environ, **env),
+                                 file_actions=[(os.POSIX_SPAWN_DUP2, null.fileno(), 1), (os.POSIX_SPAWN_DUP2, null.fileno(), 2)])
+            _, _, ru = os.wait4(pid, 0)
+        wall[name].append(time.perf_counter() - t); cpu[name].append(ru.ru_utime + ru.ru_stime)
+print(json.dumps({n: {"wall": statistics.median(wall[n]), "cpu": statistics.median(cpu[n])} for n, _, _ in cmds}))
 PY
 }
-CPU_OURS_10=$(cpu SYSCONTAINER_ROOT=$B/r10 -- "$GEN" "$B/out")
-CPU_OURS=$(cpu SYSCONTAINER_ROOT=$B/r1000 -- "$GEN" "$B/out")
-CPU_FSTAB=$(cpu SYSTEMD_FSTAB=$B/fstab SYSTEMD_PROC_CMDLINE= -- "$FSTAB_GEN" "$B/out" "$B/out" "$B/out")
+FLOOR_CMD=()
+[ -z "$FLOOR" ] || FLOOR_CMD=(";" floor -- "$FLOOR" "$B/r1000/etc/syscontainer/containers" "$B/out")
+inter ours-0 SYSCONTAINER_ROOT=$B/r0 -- "$GEN" "$B/out" \; \
+  ours-10 SYSCONTAINER_ROOT=$B/r10 -- "$GEN" "$B/out" \; \
+  ours-1000 SYSCONTAINER_ROOT=$B/r1000 -- "$GEN" "$B/out" \; \
+  fstab-1000 SYSTEMD_FSTAB=$B/fstab SYSTEMD_PROC_CMDLINE= -- "$FSTAB_GEN" "$B/out" "$B/out" "$B/out" \; \
+  fstab-0 SYSTEMD_FSTAB=$B/fstab0 SYSTEMD_PROC_CMDLINE= -- "$FSTAB_GEN" "$B/out" "$B/out" "$B/out" \
+  "${FLOOR_CMD[@]}" >"$B/inter.json"
 
 rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
+rm -rf "$B/out"; mkdir "$B/out"
+RSS_OURS_0=$(SYSCONTAINER_ROOT=$B/r0 rss "$GEN" "$B/out")
 rm -rf "$B/out"; mkdir "$B/out"
 RSS_OURS=$(SYSCONTAINER_ROOT=$B/r1000 rss "$GEN" "$B/out")
 rm -rf "$B/out"; mkdir "$B/out"
 RSS_FSTAB=$(SYSTEMD_FSTAB=$B/fstab rss "$FSTAB_GEN" "$B/out" "$B/out" "$B/out")
+rm -rf "$B/out"; mkdir "$B/out"
+SYSCONTAINER_ROOT=$B/r1000 "$GEN" "$B/out"
 UNITS=$(ls "$B/out" | wc -l)
+[ "$UNITS" = 1002 ] || { echo "expected 1000 units and 2 .wants directories, found $UNITS entries" >&2; exit 1; }
 
-python3 - "$B/h.json" "$RSS_OURS" "$RSS_FSTAB" "$CPU_OURS_10" "$CPU_OURS" "$CPU_FSTAB" "$(cut -d' ' -f1 /proc/loadavg)" <<'PY'
-import json, sys
-r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-base = r["shell-baseline"]["mean"]
-def net(k): return max(r[k]["mean"] - base, 1e-9)
-o10, o1000, f1000 = net("ours-10"), net("ours-1000"), net("fstab-1000")
-print("generator benchmark (tmpfs, mean of 30 runs, minus the sh+rm+mkdir baseline of %.2f ms)" % (base*1e3))
+python3 - "$B" "$RSS_OURS" "$RSS_FSTAB" "$RSS_OURS_0" "$LOAD_START" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
+import json, os, sys
+b = sys.argv[1]
+def mean(k):
+    p = "%s/h-%s.json" % (b, k)
+    return json.load(open(p))["results"][0]["mean"] if os.path.exists(p) else None
+rss, rss_f, rss0 = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+load0, load1 = sys.argv[5], sys.argv[6]
+m = json.load(open(b + "/inter.json"))
+ms = lambda k, what: m[k][what] * 1e3 if k in m else 0.0
+c0, c10, c1000, cf, cf0, cfl = (ms(k, "cpu") for k in ("ours-0", "ours-10", "ours-1000", "fstab-1000", "fstab-0", "floor"))
+o10, o1000, f1000, fl = mean("ours-10"), mean("ours-1000"), mean("fstab-1000"), mean("floor-1000")
+o0, om, f0, tr = mean("ours-0"), mean("ours-missing"), mean("fstab-0"), mean("true")
+def ok(good): return "met" if good else "NOT met"
+print("generator benchmark (tmpfs; hyperfine -N, the output directory emptied before each run, untimed; load average %s at the start, %s at the end)" % (load0, load1))
 print("  syscontainer-generator,   10 records: %7.2f ms  (%.1f us/entry)" % (o10*1e3, o10*1e6/10))
 print("  syscontainer-generator, 1000 records: %7.2f ms  (%.1f us/entry)" % (o1000*1e3, o1000*1e6/1000))
 print("  systemd-fstab-generator, 1000 entries: %7.2f ms  (%.1f us/entry)" % (f1000*1e3, f1000*1e6/1000))
-print("  ratio per entry (ours / fstab-generator), 1000: %.2fx" % (o1000 / f1000))
-print("  peak RSS: ours %s KiB, fstab-generator %s KiB" % (sys.argv[2], sys.argv[3]))
-c10, c1000, cf = float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
-print("CPU time (user+sys, getrusage, mean of 30 runs; load average %s):" % sys.argv[7])
+if fl: print("  floor (generator-floor.c, same tree), 1000: %7.2f ms  (%.1f us/entry)" % (fl*1e3, fl*1e6/1000))
+print("  ratio per entry (ours / fstab-generator), 1000: %.2fx  (target <= 0.30x: %s%s)" % (o1000 / f1000, ok(o1000 / f1000 <= 0.3),
+      "; floor / fstab-generator %.2fx" % (fl / f1000) if fl else ""))
+print("  no records: %.2f ms (empty directory), %.2f ms (no directory)  (target < 2.5 ms: %s); fstab-generator, empty fstab: %.2f ms; ratio %.2fx; /bin/true %.2f ms"
+      % (o0*1e3, om*1e3, ok(max(o0, om) < 2.5e-3), f0*1e3, o0 / f0, tr*1e3))
+print("  peak RSS: ours %d KiB with 1000 records, %d KiB with none (target < 4096 KiB: %s), fstab-generator %d KiB" % (rss, rss0, ok(max(rss, rss0) < 4096), rss_f))
+print("CPU time (user+sys, rusage; each round runs every command once, interleaved; median of 30 rounds; load average %s at the end):" % load1)
+print("  syscontainer-generator,    0 records: %7.2f ms" % c0)
 print("  syscontainer-generator,   10 records: %7.2f ms" % c10)
 print("  syscontainer-generator, 1000 records: %7.2f ms  (%.1f us/entry)" % (c1000, c1000 * 1e3 / 1000))
 print("  systemd-fstab-generator, 1000 entries: %7.2f ms  (%.1f us/entry)" % (cf, cf * 1e3 / 1000))
-print("  ratio per entry (ours / fstab-generator), 1000: %.2fx" % (c1000 / cf))
+print("  systemd-fstab-generator, empty fstab:  %7.2f ms" % cf0)
+if cfl: print("  floor (generator-floor.c), 1000:      %7.2f ms  (%.1f us/entry)" % (cfl, cfl * 1e3 / 1000))
+print("  ratio per entry (ours / fstab-generator), 1000: %.2fx%s" % (c1000 / cf, "  (floor / fstab-generator %.2fx)" % (cfl / cf) if cfl else ""))
+print("  ratio, no records (ours / fstab-generator, empty fstab): %.2fx" % (c0 / cf0))
+w = lambda k: ms(k, "wall")
+print("wall time, interleaved (median of 30 rounds, including the spawn from Python):")
+print("  1000 records: ours %.2f ms, fstab-generator %.2f ms, ratio %.2fx%s" % (w("ours-1000"), w("fstab-1000"), w("ours-1000") / w("fstab-1000"),
+      "; floor %.2f ms, floor / fstab-generator %.2fx" % (w("floor"), w("floor") / w("fstab-1000")) if "floor" in m else ""))
+print("  no records: ours %.2f ms (target < 2.5 ms: %s), fstab-generator, empty fstab %.2f ms, ratio %.2fx" % (w("ours-0"), ok(w("ours-0") < 2.5), w("fstab-0"), w("ours-0") / w("fstab-0")))
 PY
 echo "  ldd $GEN:"; ldd "$GEN" | sed 's/^/    /'
 tests/generator-links.sh "$GEN" | sed "s/^/  /"

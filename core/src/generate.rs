@@ -2,9 +2,14 @@
 //! ([`write_outputs`]).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::fs;
+use std::ffi::{OsStr, OsString};
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{self as rfs, AtFlags, Mode, OFlags};
+use rustix::io::Errno;
 
 use crate::install_section::{self, BadValue, Link};
 use crate::paths::{self, Root};
@@ -38,28 +43,27 @@ pub struct Generated {
 /// given so far (records are converted in name order, so the first record
 /// that asks for an alias gets it).
 #[derive(Debug, Default)]
-pub struct Names {
-    units: HashSet<String>,
+pub struct Names<'a> {
+    /// The records' names (their units are `NAME.service`).
+    records: HashSet<&'a str>,
     aliases: HashMap<String, String>,
 }
 
-impl Names {
+impl<'a> Names<'a> {
     /// The names of all the records of the run, masked and broken included.
-    pub fn new<'a>(records: impl IntoIterator<Item = &'a str>) -> Self {
+    pub fn new(records: impl IntoIterator<Item = &'a str>) -> Self {
         Names {
-            units: records
-                .into_iter()
-                .map(|n| format!("{n}.service"))
-                .collect(),
+            records: records.into_iter().collect(),
             aliases: HashMap::new(),
         }
     }
 
     /// Why `alias` cannot be given, if it cannot.
     fn taken(&self, alias: &str) -> Option<BadValue> {
-        if self.units.contains(alias) {
-            let n = alias.strip_suffix(".service").unwrap_or(alias);
-            return Some(BadValue::TakenByRecord(n.to_string()));
+        if let Some(n) = alias.strip_suffix(".service") {
+            if self.records.contains(n) {
+                return Some(BadValue::TakenByRecord(n.to_string()));
+            }
         }
         self.aliases
             .get(alias)
@@ -83,7 +87,7 @@ pub fn convert(found: &[Found]) -> Generated {
 /// and gets the links of its unit's `[Install]` section
 /// ([`install_section`]); a disabled one gets no link at all.
 pub fn convert_one(f: &Found, names: &mut Names, g: &mut Generated) {
-    let unit_name = format!("{}.service", f.name);
+    let unit_name = [f.name.as_str(), ".service"].concat();
     let broken = |g: &mut Generated, reason: String| {
         g.failed += 1;
         g.outputs.push(Output::Unit {
@@ -136,7 +140,7 @@ fn install_links(
     let mut links: BTreeSet<Link> = [record.target.as_str(), paths::CONTAINERS_TARGET]
         .into_iter()
         .map(|t| Link::Dependency {
-            dir: format!("{t}.wants"),
+            dir: [t, ".wants"].concat(),
         })
         .collect();
     links.extend(plan.links);
@@ -189,9 +193,10 @@ where
             failed: errors.len(),
         });
     }
+    let mut buf = Vec::new();
     for c in &cands {
         let mut g = Generated::default();
-        convert_one(&c.load(), &mut names, &mut g);
+        convert_one(&c.load_with(&mut buf), &mut names, &mut g);
         failed += g.failed;
         sink(g);
     }
@@ -199,28 +204,56 @@ where
 }
 
 /// Writes outputs into a directory (the generator's normal directory, which
-/// systemd empties before each run), creating each subdirectory once.
+/// systemd empties before each run).
+///
+/// The directory is opened once, and each subdirectory (`TARGET.wants/`) is
+/// created and opened once; every file is then made relative to its
+/// directory's fd (`openat`, `symlinkat`), so the kernel looks up one name per
+/// file instead of a whole path.
+///
+/// Units are written in place, with no temporary file and rename: systemd
+/// reads the output directories only after the generator has exited, so no
+/// reader sees a unit half-written (systemd-fstab-generator relies on the
+/// same). A unit that exists is overwritten (`O_TRUNC`), a symlink that exists
+/// is replaced; files get mode 0666 and directories 0777, less the umask.
 #[derive(Default)]
 pub struct Writer {
-    dirs: std::collections::HashSet<PathBuf>,
+    /// The output directory, as last given to [`Writer::write`], and its fd.
+    out: Option<(PathBuf, OwnedFd)>,
+    /// Subdirectories made so far, relative to the output directory (a few:
+    /// one per target and dependency kind).
+    dirs: Vec<(OsString, OwnedFd)>,
 }
 
 impl Writer {
     pub fn write(&mut self, dir: &Path, outputs: &[Output]) -> io::Result<()> {
-        for o in outputs {
-            let p = dir.join(out_path(o));
-            if let Some(parent) = out_path(o).parent().filter(|p| !p.as_os_str().is_empty()) {
-                if !self.dirs.contains(parent) {
-                    fs::create_dir_all(dir.join(parent))?;
-                    self.dirs.insert(parent.to_path_buf());
-                }
+        let top = match &mut self.out {
+            Some((p, fd)) if p == dir => fd,
+            out => {
+                self.dirs.clear();
+                let fd = rfs::open(dir, DIR_FLAGS, Mode::empty())?;
+                &mut out.insert((dir.to_path_buf(), fd)).1
             }
+        };
+        for o in outputs {
+            let (parent, name) = split_parent(out_path(o));
+            let at = match parent {
+                None => top.as_fd(),
+                Some(parent) => match self.dirs.iter().position(|(d, _)| d == parent) {
+                    Some(i) => self.dirs[i].1.as_fd(),
+                    None => {
+                        let fd = make_dirs(top.as_fd(), Path::new(parent))?;
+                        self.dirs.push((parent.to_os_string(), fd));
+                        self.dirs[self.dirs.len() - 1].1.as_fd()
+                    }
+                },
+            };
             match o {
-                Output::Unit { text, .. } => fs::write(&p, text)?,
-                Output::Symlink { target, .. } => match std::os::unix::fs::symlink(target, &p) {
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                        fs::remove_file(&p)?;
-                        std::os::unix::fs::symlink(target, &p)?;
+                Output::Unit { text, .. } => write_file(at, name, text.as_bytes())?,
+                Output::Symlink { target, .. } => match rfs::symlinkat(target, at, name) {
+                    Err(Errno::EXIST) => {
+                        rfs::unlinkat(at, name, AtFlags::empty())?;
+                        rfs::symlinkat(target, at, name)?;
                     }
                     r => r?,
                 },
@@ -228,6 +261,56 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// A relative output path's directory (`None` for a file at the top) and
+/// file name, split at the last `/` (outputs are plain relative paths: no
+/// trailing `/`, no `.` or `..`).
+fn split_parent(p: &Path) -> (Option<&OsStr>, &OsStr) {
+    let b = p.as_os_str().as_bytes();
+    match b.iter().rposition(|&c| c == b'/') {
+        None => (None, p.as_os_str()),
+        Some(i) => (
+            Some(OsStr::from_bytes(&b[..i])),
+            OsStr::from_bytes(&b[i + 1..]),
+        ),
+    }
+}
+
+/// How output directories are opened: only as the base of `*at` calls.
+const DIR_FLAGS: OFlags = OFlags::PATH.union(OFlags::DIRECTORY).union(OFlags::CLOEXEC);
+
+/// Create the relative directory `rel` (not empty) under `top` as
+/// `create_dir_all` does (an existing directory, or a symlink to one, is
+/// fine), and open it.
+fn make_dirs(top: BorrowedFd, rel: &Path) -> io::Result<OwnedFd> {
+    let mut fd: Option<OwnedFd> = None;
+    for c in rel.components() {
+        let at = fd.as_ref().map_or(top, |f| f.as_fd());
+        match rfs::mkdirat(at, c.as_os_str(), Mode::from_raw_mode(0o777)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        fd = Some(rfs::openat(at, c.as_os_str(), DIR_FLAGS, Mode::empty())?);
+    }
+    fd.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty directory name"))
+}
+
+/// Create (or truncate) `name` in `at` and write `data`: one `write` for a
+/// unit, more only if the kernel takes less.
+fn write_file(at: BorrowedFd, name: &OsStr, data: &[u8]) -> io::Result<()> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC;
+    let fd = rfs::openat(at, name, flags, Mode::from_raw_mode(0o666))?;
+    let mut rest = data;
+    while !rest.is_empty() {
+        match rustix::io::write(&fd, rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => rest = &rest[n..],
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// The outputs as text, for `--dry-run`.

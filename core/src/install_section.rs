@@ -129,7 +129,10 @@ pub struct Section {
     pub bad_lines: Vec<(usize, Key, String)>,
 }
 
-const WHITESPACE: &[char] = &[' ', '\t', '\n', '\r'];
+/// The white space of systemd's unit file parser (`WHITESPACE`).
+fn is_ws(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
+}
 
 /// Parse the `[Install]` section(s) of a unit text, as systemd's unit file
 /// parser does (sections of the same name merge).
@@ -137,24 +140,28 @@ pub fn parse(text: &str) -> Section {
     let mut sec = Section::default();
     let mut in_install = false;
     let mut cont: Option<(String, usize)> = None;
-    for (i, raw) in text.lines().enumerate() {
+    for (i, raw) in crate::text::lines(text).enumerate() {
         // Comment lines are skipped, even inside a continuation.
-        let lead = raw.trim_start_matches(WHITESPACE);
+        let lead = raw.trim_start_matches(is_ws);
         if lead.starts_with('#') || lead.starts_with(';') {
             continue;
         }
-        let (mut joined, start) = match cont.take() {
-            Some((c, s)) => (c + raw, s),
-            None => (raw.to_string(), i + 1),
-        };
         // An odd number of trailing backslashes continues the line.
-        if (joined.len() - joined.trim_end_matches('\\').len()) % 2 == 1 {
-            joined.pop();
-            joined.push(' ');
-            cont = Some((joined, start));
-            continue;
+        let continued = (raw.len() - raw.trim_end_matches('\\').len()) % 2 == 1;
+        match cont.take() {
+            None if !continued => parse_line(raw, i + 1, &mut in_install, &mut sec),
+            None => cont = Some((format!("{} ", &raw[..raw.len() - 1]), i + 1)),
+            Some((mut c, start)) => {
+                c.push_str(raw);
+                if continued {
+                    c.pop();
+                    c.push(' ');
+                    cont = Some((c, start));
+                } else {
+                    parse_line(&c, start, &mut in_install, &mut sec);
+                }
+            }
         }
-        parse_line(&joined, start, &mut in_install, &mut sec);
     }
     if let Some((c, s)) = cont {
         parse_line(&c, s, &mut in_install, &mut sec); // continued at the end of the file
@@ -163,7 +170,7 @@ pub fn parse(text: &str) -> Section {
 }
 
 fn parse_line(line: &str, lineno: usize, in_install: &mut bool, sec: &mut Section) {
-    let t = line.trim_matches(WHITESPACE);
+    let t = line.trim_matches(is_ws);
     if t.starts_with('[') {
         *in_install = t == "[Install]";
         return;
@@ -174,10 +181,10 @@ fn parse_line(line: &str, lineno: usize, in_install: &mut bool, sec: &mut Sectio
     let Some((k, v)) = t.split_once('=') else {
         return;
     };
-    let Some(key) = Key::from_name(k.trim_matches(WHITESPACE)) else {
+    let Some(key) = Key::from_name(k.trim_matches(is_ws)) else {
         return; // DefaultInstance= (templates only), or unknown
     };
-    let v = v.trim_matches(WHITESPACE);
+    let v = v.trim_matches(is_ws);
     if v.is_empty() {
         sec.words.retain(|w| w.key != key);
         sec.bad_lines.retain(|b| b.1 != key);
@@ -208,7 +215,7 @@ fn split_words(v: &str) -> (Vec<String>, Option<&str>) {
         match quote {
             Some(q) if c == q => quote = None,
             Some(_) => cur.push(c),
-            None if WHITESPACE.contains(&c) => {
+            None if is_ws(c) => {
                 if start.take().is_some() {
                     words.push(std::mem::take(&mut cur));
                 }
@@ -339,7 +346,11 @@ impl Link {
     /// The symlink's path and target, relative to the output directory.
     pub fn path_and_target(&self, unit: &str) -> (PathBuf, PathBuf) {
         match self {
-            Link::Dependency { dir } => (Path::new(dir).join(unit), Path::new("..").join(unit)),
+            // `dir` and `unit` are unit names: no '/'.
+            Link::Dependency { dir } => (
+                PathBuf::from([dir, "/", unit].concat()),
+                PathBuf::from(["../", unit].concat()),
+            ),
             Link::Alias { name } => (PathBuf::from(name), PathBuf::from(unit)),
         }
     }
@@ -390,7 +401,7 @@ pub fn plan(
                     err(w, BadValue::NotUnitName(name));
                     continue;
                 }
-                let dir = format!("{name}{}", w.key.dir_suffix().unwrap_or_default());
+                let dir = [name.as_str(), w.key.dir_suffix().unwrap_or_default()].concat();
                 if dir.len() > NAME_MAX {
                     err(w, BadValue::TooLong(dir));
                     continue;

@@ -25,6 +25,7 @@ pub mod paths;
 pub mod record;
 pub mod settings;
 pub mod template;
+pub mod text;
 #[cfg(feature = "runtime")]
 pub mod tmpfiles;
 pub mod unit;

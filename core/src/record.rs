@@ -12,10 +12,15 @@
 //! generator.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustix::fs::{self as rfs, AtFlags, Dir, FileType, Mode, OFlags};
+use rustix::io::Errno;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -209,7 +214,14 @@ impl Record {
     /// must equal the `name` field. Returns the record and warnings (unknown
     /// fields).
     pub fn parse(logical: &Path, text: &[u8]) -> Result<(Record, Vec<String>), RecordError> {
-        let rec: Record = match serde_json::from_slice(text) {
+        // Valid UTF-8 (every record syscontainer writes) is parsed as a str,
+        // so that serde_json does not check each string again; the errors
+        // are the same.
+        let parsed = match std::str::from_utf8(text) {
+            Ok(s) => serde_json::from_str(s),
+            Err(_) => serde_json::from_slice(text),
+        };
+        let rec: Record = match parsed {
             Ok(r) => r,
             Err(source) => {
                 // A newer format may lack fields this version requires: say
@@ -417,8 +429,8 @@ pub struct Candidate {
     pub name: String,
     /// Logical path, for messages and `SourcePath=`.
     pub path: PathBuf,
-    /// Real path under the root.
-    real: PathBuf,
+    /// The record directory under the root; the file is read relative to it.
+    dir: Arc<Dir>,
     /// The directory entry is a symlink (possibly a mask).
     symlink: bool,
 }
@@ -426,20 +438,26 @@ pub struct Candidate {
 impl Candidate {
     /// Read and parse the record.
     pub fn load(&self) -> Found {
+        self.load_with(&mut Vec::new())
+    }
+
+    /// [`Candidate::load`], reading the file into `buf` (a buffer kept from
+    /// one record to the next saves an allocation per record).
+    pub fn load_with(&self, buf: &mut Vec<u8>) -> Found {
         let state = if let Err(source) = name::validate(&self.name) {
             FoundState::BadName(RecordError::Name {
                 path: self.path.clone(),
                 source,
             })
-        } else if self.symlink && is_mask(&self.real) {
+        } else if self.symlink && self.is_mask() {
             FoundState::Masked
         } else {
-            match fs::read(&self.real) {
+            match self.read(buf) {
                 Err(source) => FoundState::Broken(RecordError::Read {
                     path: self.path.clone(),
                     source,
                 }),
-                Ok(text) => match Record::parse(&self.path, &text) {
+                Ok(text) => match Record::parse(&self.path, text) {
                     Ok((record, warnings)) => FoundState::Ok {
                         record: Box::new(record),
                         warnings,
@@ -454,7 +472,46 @@ impl Candidate {
             state,
         }
     }
+
+    /// The file's name in its directory.
+    fn file(&self) -> &OsStr {
+        self.path.file_name().unwrap_or_default()
+    }
+
+    /// A symlink to `/dev/null` masks a record (see [`is_mask`]).
+    fn is_mask(&self) -> bool {
+        let Ok(dir) = self.dir.fd() else {
+            return false;
+        };
+        rfs::readlinkat(dir, self.file(), Vec::new()).is_ok_and(|t| t.as_bytes() == b"/dev/null")
+    }
+
+    /// The whole file: `openat` relative to the directory, then `read` until
+    /// end of file into `buf` (no `stat` for a size hint).
+    fn read<'b>(&self, buf: &'b mut Vec<u8>) -> io::Result<&'b [u8]> {
+        let fd = rfs::openat(
+            self.dir.fd()?,
+            self.file(),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut len = 0;
+        loop {
+            if buf.len() - len < READ_CHUNK {
+                buf.resize(len + 2 * READ_CHUNK, 0);
+            }
+            match rustix::io::read(&fd, &mut buf[len..]) {
+                Ok(0) => return Ok(&buf[..len]),
+                Ok(n) => len += n,
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
 }
+
+/// The least free space [`Candidate::read`] offers to one `read`.
+const READ_CHUNK: usize = 8192;
 
 /// List the record files under `root` that win precedence, sorted by name,
 /// without reading them. A missing directory is not an error; an unreadable
@@ -463,20 +520,25 @@ pub fn scan(root: &Root) -> (Vec<Candidate>, Vec<RecordError>) {
     let mut seen: BTreeMap<String, Candidate> = BTreeMap::new();
     let mut errors = Vec::new();
     for dir in paths::RECORD_DIRS {
-        let real = root.join(dir);
-        let entries = match fs::read_dir(&real) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(source) => {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let opened = rfs::open(root.join(dir), flags, Mode::empty()).and_then(Dir::new);
+        let mut list = match opened {
+            Ok(d) => d,
+            Err(Errno::NOENT) => continue,
+            Err(e) => {
                 errors.push(RecordError::ReadDir {
                     path: PathBuf::from(dir),
-                    source,
+                    source: e.into(),
                 });
                 continue;
             }
         };
-        for e in entries.filter_map(|e| e.ok()) {
-            let Ok(file) = e.file_name().into_string() else {
+        let mut files = Vec::new();
+        while let Some(e) = list.read() {
+            let Ok(e) = e else {
+                continue;
+            };
+            let Ok(file) = e.file_name().to_str() else {
                 continue;
             };
             let Some(stem) = file.strip_suffix(".json") else {
@@ -485,13 +547,28 @@ pub fn scan(root: &Root) -> (Vec<Candidate>, Vec<RecordError>) {
             if file.starts_with('.') || seen.contains_key(stem) {
                 continue; // a temp file, or masked by a higher-precedence file
             }
-            let symlink = e.file_type().map(|t| t.is_symlink()).unwrap_or(false);
+            let symlink = match e.file_type() {
+                FileType::Symlink => true,
+                // The file system does not say (d_type): ask.
+                FileType::Unknown => list.fd().is_ok_and(|d| {
+                    rfs::statat(d, file, AtFlags::SYMLINK_NOFOLLOW)
+                        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode).is_symlink())
+                }),
+                _ => false,
+            };
+            files.push((stem.len(), file.to_string(), symlink));
+        }
+        let list = Arc::new(list);
+        for (stem_len, file, symlink) in files {
+            let name = file[..stem_len].to_string();
+            let path = Path::new(dir).join(&file);
+            let dir = Arc::clone(&list);
             seen.insert(
-                stem.to_string(),
+                name.clone(),
                 Candidate {
-                    name: stem.to_string(),
-                    path: Path::new(dir).join(&file),
-                    real: real.join(&file),
+                    name,
+                    path,
+                    dir,
                     symlink,
                 },
             );

@@ -128,11 +128,26 @@ pub fn variables(file: &str, text: &str) -> Result<BTreeSet<String>, TemplateErr
 
 /// Render `text`. `lookup` returns a variable's value, `Ok(None)` when unset,
 /// or an error message when the value is not acceptable in this context.
-pub fn render_with<'v, F>(file: &str, text: &str, mut lookup: F) -> Result<String, TemplateError>
+pub fn render_with<'v, F>(file: &str, text: &str, lookup: F) -> Result<String, TemplateError>
 where
     F: FnMut(&str) -> Result<Option<Cow<'v, str>>, String>,
 {
     let mut out = String::with_capacity(text.len() + text.len() / 4);
+    render_into(file, text, &mut out, lookup)?;
+    Ok(out)
+}
+
+/// [`render_with`], appending to `out` (on an error, `out` holds part of the
+/// text: discard it).
+pub fn render_into<'v, F>(
+    file: &str,
+    text: &str,
+    out: &mut String,
+    mut lookup: F,
+) -> Result<(), TemplateError>
+where
+    F: FnMut(&str) -> Result<Option<Cow<'v, str>>, String>,
+{
     for piece in parse(file, text)? {
         match piece {
             Piece::Text(t) => out.push_str(t),
@@ -154,7 +169,7 @@ where
             },
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Render `text` with values from `vars`.

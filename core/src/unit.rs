@@ -26,6 +26,7 @@ use crate::install_section::{self, Section};
 use crate::paths;
 use crate::record::Record;
 use crate::template::{self, TemplateError};
+use crate::text;
 use crate::vars::Vars;
 
 /// The unit used when the image ships no `service.template`. A start that
@@ -87,6 +88,13 @@ fn template_file_name(rec: &Record) -> &'static str {
 /// Escape a value for a unit file line whose key is `key`.
 fn escape_value<'v>(key: &str, val: &'v str) -> Result<Cow<'v, str>, String> {
     let exec = key.starts_with("Exec");
+    // The common case, printable ASCII with nothing to escape, in one scan.
+    if val
+        .bytes()
+        .all(|b| (b' '..b'\x7f').contains(&b) && b != b'%' && !(exec && b == b'$'))
+    {
+        return Ok(Cow::Borrowed(val));
+    }
     let mut special = false;
     for c in val.chars() {
         if c.is_control() {
@@ -109,42 +117,80 @@ fn escape_value<'v>(key: &str, val: &'v str) -> Result<Cow<'v, str>, String> {
 /// The key of a `Key=value` line, if it is one.
 fn line_key(line: &str) -> &str {
     let t = line.trim_start();
-    match t.split_once('=') {
-        Some((k, _)) if !k.contains('$') => k.trim_end(),
+    match text::find(t, b'=') {
+        Some(i) if !t.as_bytes()[..i].contains(&b'$') => t[..i].trim_end(),
         _ => "",
     }
 }
 
-/// Render the service template of `rec` (no syscontainer additions).
-fn render_template(rec: &Record, vars: &Vars, source: &Path) -> Result<String, UnitError> {
+/// The rendered service template, and what [`render`] needs to know of it.
+struct Body {
+    text: String,
+    has_unit: bool,
+    has_service: bool,
+    /// `[Service]` chooses a `Type=`.
+    has_type: bool,
+    /// An `ExecStart=` of `[Service]` runs the helper's `run` command line.
+    runs_container: bool,
+}
+
+/// `needle` is in `s`: a plain scan, cheaper than `str::contains` for one
+/// short line.
+fn contains(s: &str, needle: &str) -> bool {
+    needle.is_empty()
+        || s.as_bytes()
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+}
+
+/// `t` (trimmed) is a section header.
+fn is_header(t: &str) -> bool {
+    t.starts_with('[') && t.ends_with(']')
+}
+
+/// Render the service template of `rec` (no syscontainer additions), learning
+/// its sections on the way.
+fn render_template(rec: &Record, vars: &Vars, source: &Path) -> Result<Body, UnitError> {
     let text = rec
         .service_template
         .as_deref()
         .unwrap_or(DEFAULT_SERVICE_TEMPLATE);
     let file = template_file_name(rec);
     let record = || source.display().to_string();
-    let mut out = String::with_capacity(text.len() + 256);
+    // The helper's `run` command line, as it appears in a rendered unit.
+    let exec_start = percent_escaped(vars.get("EXEC_START").unwrap_or_default());
+    let mut b = Body {
+        text: String::with_capacity(text.len() + 256),
+        has_unit: false,
+        has_service: false,
+        has_type: false,
+        runs_container: false,
+    };
+    let out = &mut b.text;
+    let mut in_service = false;
     let mut last_var = String::new();
-    for line in text.split_inclusive('\n') {
-        let body = line.trim_end_matches('\n').trim_end_matches('\r');
-        if !body.contains('$') {
+    for line in text::lines(text) {
+        // A line's own trailing '\r's go too (lines() drops one).
+        let body = line.trim_end_matches('\r');
+        let start = out.len();
+        if body.as_bytes().contains(&b'$') {
+            let key = line_key(body);
+            template::render_into(file, body, out, |v| {
+                last_var.clear();
+                last_var.push_str(v);
+                match vars.get(v) {
+                    None => Ok(None),
+                    Some(val) => escape_value(key, val).map(Some),
+                }
+            })
+            .map_err(|source| UnitError::Template {
+                record: record(),
+                source,
+            })?;
+        } else {
             out.push_str(body);
-            out.push('\n');
-            continue;
         }
-        let key = line_key(body);
-        let rendered = template::render_with(file, body, |v| {
-            last_var.clear();
-            last_var.push_str(v);
-            match vars.get(v) {
-                None => Ok(None),
-                Some(val) => escape_value(key, val).map(Some),
-            }
-        })
-        .map_err(|source| UnitError::Template {
-            record: record(),
-            source,
-        })?;
+        let rendered = &out[start..];
         if rendered != body {
             let structure = |what| UnitError::Structure {
                 record: record(),
@@ -155,24 +201,44 @@ fn render_template(rec: &Record, vars: &Vars, source: &Path) -> Result<String, U
                 return Err(structure("a trailing backslash would continue the line"));
             }
             let starts = |s: &str, c: &[char]| s.trim_start().starts_with(c);
-            if starts(body, &['$']) && starts(&rendered, &['[', '#', ';']) {
+            if starts(body, &['$']) && starts(rendered, &['[', '#', ';']) {
                 return Err(structure("it would start a section or a comment"));
             }
         }
-        out.push_str(&rendered);
+        let t = rendered.trim();
+        if is_header(t) {
+            in_service = t == "[Service]";
+            b.has_unit |= t == "[Unit]";
+            b.has_service |= in_service;
+        } else if in_service {
+            match line_key(rendered) {
+                "Type" => b.has_type = true,
+                "ExecStart" => b.runs_container |= contains(rendered, &exec_start),
+                _ => {}
+            }
+        }
         out.push('\n');
     }
-    Ok(out)
+    Ok(b)
 }
 
 /// A value for a path list in a unit (`RequiresMountsFor=`): `%` escaped,
 /// paths with white space or control characters left out.
-fn unit_path(p: &str) -> Option<String> {
+fn unit_path(p: &str) -> Option<Cow<'_, str>> {
     if p.is_empty() || !p.starts_with('/') || p.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         return None;
     }
-    Some(p.replace('%', "%%"))
+    Some(percent_escaped(p))
+}
+
+/// `s` with `%` doubled (no specifier expansion), borrowed when it has none.
+fn percent_escaped(s: &str) -> Cow<'_, str> {
+    if s.contains('%') {
+        Cow::Owned(s.replace('%', "%%"))
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 /// A rendered unit.
@@ -189,52 +255,48 @@ pub const INSTALL_COMMENT: &str = "# [Install] of the image, applied by the gene
 
 /// Render the unit for a record found at logical path `source`.
 pub fn render(rec: &Record, source: &Path) -> Result<Rendered, UnitError> {
-    use std::fmt::Write as _;
     let vars = Vars::for_record(rec);
-    let body = render_template(rec, &vars, source)?;
-    let src = source.display().to_string();
-
-    // One pass to learn the sections, and whether [Service] chooses a Type=.
-    let is_header = |t: &str| t.starts_with('[') && t.ends_with(']');
-    // The helper's `run` command line, as it appears in a rendered unit.
-    let exec_start = vars
-        .get("EXEC_START")
-        .unwrap_or_default()
-        .replace('%', "%%");
-    let (mut section, mut has_unit, mut has_service, mut has_type) = ("", false, false, false);
-    let mut runs_container = false;
-    for l in body.lines() {
-        let t = l.trim();
-        if is_header(t) {
-            section = t;
-            has_unit |= t == "[Unit]";
-            has_service |= t == "[Service]";
-        } else if section == "[Service]" {
-            match line_key(l) {
-                "Type" => has_type = true,
-                "ExecStart" => runs_container |= l.contains(&exec_start),
-                _ => {}
-            }
-        }
-    }
+    let Body {
+        text: body,
+        has_unit,
+        has_service,
+        has_type,
+        runs_container,
+    } = render_template(rec, &vars, source)?;
+    // As `source.display()` shows it.
+    let src = source.to_string_lossy();
     if !has_service {
-        return Err(UnitError::NoService { record: src });
+        return Err(UnitError::NoService {
+            record: src.into_owned(),
+        });
     }
 
-    let mut unit_lines = format!("SourcePath={}\n", src.replace('%', "%%"));
-    let mounts: Vec<String> = [Some(rec.deployment.as_str()), rec.repo.as_deref()]
+    let mut unit_lines = String::with_capacity(2 * src.len() + 200);
+    for s in ["SourcePath=", &percent_escaped(&src), "\n"] {
+        unit_lines.push_str(s);
+    }
+    let mounts = [Some(rec.deployment.as_str()), rec.repo.as_deref()]
         .into_iter()
         .flatten()
-        .filter_map(unit_path)
-        .collect();
-    if !mounts.is_empty() {
-        let _ = writeln!(unit_lines, "RequiresMountsFor={}", mounts.join(" "));
+        .filter_map(unit_path);
+    let mut any_mount = false;
+    for m in mounts {
+        unit_lines.push_str(if any_mount { " " } else { "RequiresMountsFor=" });
+        unit_lines.push_str(&m);
+        any_mount = true;
     }
-    let _ = writeln!(unit_lines, "PartOf={}", paths::CONTAINERS_TARGET);
+    if any_mount {
+        unit_lines.push('\n');
+    }
     // Stopped before the target (the reverse of After=): `systemctl stop
     // syscontainers.target` returns once every container has stopped.
-    let _ = writeln!(unit_lines, "After={}", paths::CONTAINERS_TARGET);
-    let mut service_lines = String::from(if has_type {
+    for s in ["PartOf=", paths::CONTAINERS_TARGET, "\nAfter="] {
+        unit_lines.push_str(s);
+    }
+    unit_lines.push_str(paths::CONTAINERS_TARGET);
+    unit_lines.push('\n');
+    let mut service_lines = String::with_capacity(80 + paths::EXEC_HELPER.len() + rec.name.len());
+    service_lines.push_str(if has_type {
         "Delegate=yes\n"
     } else {
         "Type=exec\nDelegate=yes\n"
@@ -242,26 +304,34 @@ pub fn render(rec: &Record, source: &Path) -> Result<Rendered, UnitError> {
     // Type=exec only waits for the exec of the helper, which then execs
     // runc: wait for the container itself, if the unit runs one.
     if !has_type && runs_container {
-        let _ = writeln!(
-            service_lines,
-            "ExecStartPost={} wait {}",
+        for s in [
+            "ExecStartPost=",
             paths::EXEC_HELPER,
-            rec.name
-        );
+            " wait ",
+            &rec.name,
+            "\n",
+        ] {
+            service_lines.push_str(s);
+        }
     }
 
-    let mut out = String::with_capacity(body.len() + unit_lines.len() + 160);
-    let _ = writeln!(
-        out,
-        "# Automatically generated by {GENERATOR_NAME} from {src}\n# Edit the record with syscontainer, not this file."
-    );
+    let mut out = String::with_capacity(body.len() + unit_lines.len() + src.len() + 200);
+    for s in [
+        "# Automatically generated by ",
+        GENERATOR_NAME,
+        " from ",
+        &src,
+        "\n# Edit the record with syscontainer, not this file.\n",
+    ] {
+        out.push_str(s);
+    }
     if !has_unit {
         out.push_str("[Unit]\n");
         out.push_str(&unit_lines);
     }
     let (mut seen_header, mut unit_done, mut service_done) = (false, false, false);
     let mut in_install = false;
-    for l in body.lines() {
+    for l in text::lines(&body) {
         let t = l.trim();
         if !seen_header && !is_header(t) && t.is_empty() {
             continue; // blank lines before the first section

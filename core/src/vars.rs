@@ -4,6 +4,7 @@
 //! values given with `--set`, the image's `manifest.json` `defaultValues`,
 //! then the overridable built-ins.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
@@ -55,30 +56,30 @@ impl VarsError {
 }
 
 /// The variables of one record, resolved on lookup (no map is built: the
-/// generator resolves thousands of records at boot).
+/// generator resolves thousands of records at boot). The computed values are
+/// made on first use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vars<'a> {
     rec: &'a Record,
-    exec_start: String,
-    exec_stop: String,
-    exec_cleanup: String,
-    pidfile: String,
-    host_uid: String,
-    host_gid: String,
+    exec_start: OnceCell<String>,
+    exec_stop: OnceCell<String>,
+    exec_cleanup: OnceCell<String>,
+    pidfile: OnceCell<String>,
+    host_uid: OnceCell<String>,
+    host_gid: OnceCell<String>,
 }
 
 impl<'a> Vars<'a> {
     /// The variables for a record.
     pub fn for_record(rec: &'a Record) -> Vars<'a> {
-        let (helper, name) = (paths::EXEC_HELPER, rec.name.as_str());
         Vars {
             rec,
-            exec_start: format!("{helper} run {name}"),
-            exec_stop: format!("{helper} stop {name}"),
-            exec_cleanup: format!("{helper} cleanup {name}"),
-            pidfile: format!("/run/container-{name}.pid"),
-            host_uid: rec.host_uid.to_string(),
-            host_gid: rec.host_gid.to_string(),
+            exec_start: OnceCell::new(),
+            exec_stop: OnceCell::new(),
+            exec_cleanup: OnceCell::new(),
+            pidfile: OnceCell::new(),
+            host_uid: OnceCell::new(),
+            host_gid: OnceCell::new(),
         }
     }
 
@@ -86,14 +87,26 @@ impl<'a> Vars<'a> {
     /// manifest default, else an overridable built-in.
     pub fn get(&self, k: &str) -> Option<&str> {
         let rec = self.rec;
+        let name = rec.name.as_str();
+        fn helper<'c>(cell: &'c OnceCell<String>, cmd: &str, name: &str) -> &'c str {
+            cell.get_or_init(|| [paths::EXEC_HELPER, " ", cmd, " ", name].concat())
+        }
         let fixed = match k {
             "DESTDIR" => Some(rec.deployment.as_str()),
-            "NAME" => Some(rec.name.as_str()),
-            "EXEC_START" => Some(self.exec_start.as_str()),
-            "EXEC_STOP" => Some(self.exec_stop.as_str()),
-            "EXEC_STARTPRE" | "EXEC_STOPPOST" => Some(self.exec_cleanup.as_str()),
-            "HOST_UID" => Some(self.host_uid.as_str()),
-            "HOST_GID" => Some(self.host_gid.as_str()),
+            "NAME" => Some(name),
+            "EXEC_START" => Some(helper(&self.exec_start, "run", name)),
+            "EXEC_STOP" => Some(helper(&self.exec_stop, "stop", name)),
+            "EXEC_STARTPRE" | "EXEC_STOPPOST" => Some(helper(&self.exec_cleanup, "cleanup", name)),
+            "HOST_UID" => Some(
+                self.host_uid
+                    .get_or_init(|| rec.host_uid.to_string())
+                    .as_str(),
+            ),
+            "HOST_GID" => Some(
+                self.host_gid
+                    .get_or_init(|| rec.host_gid.to_string())
+                    .as_str(),
+            ),
             "IMAGE_ID" => Some(rec.image_id.as_str()),
             "IMAGE_NAME" => Some(rec.image.as_str()),
             _ => None,
@@ -108,7 +121,11 @@ impl<'a> Vars<'a> {
             "RUN_DIRECTORY" => Some("/run"),
             "STATE_DIRECTORY" => Some("/var/lib"),
             "CONF_DIRECTORY" => Some("/etc"),
-            "PIDFILE" => Some(self.pidfile.as_str()),
+            "PIDFILE" => Some(
+                self.pidfile
+                    .get_or_init(|| format!("/run/container-{name}.pid"))
+                    .as_str(),
+            ),
             "UUID" => Some(rec.uuid.as_str()),
             "RUNTIME" => Some(rec.runtime.as_str()),
             "ALL_PROCESS_CAPABILITIES" => Some(all_capabilities()),
