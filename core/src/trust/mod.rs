@@ -172,7 +172,7 @@ impl Trust {
             scope: scope_desc.clone(),
             reason,
         };
-        let mut sigs: Option<Result<(String, Vec<Vec<u8>>), String>> = None;
+        let mut sigs: Option<Result<Found, String>> = None;
         for r in reqs {
             match r {
                 Requirement::InsecureAcceptAnything {} => {}
@@ -248,7 +248,7 @@ impl Trust {
 
     /// The signatures of the image: from the lookaside for the docker
     /// transport; none for the others. Returns where they were looked for.
-    fn signatures(&self, s: &Subject, digest: &str) -> Result<(String, Vec<Vec<u8>>), String> {
+    fn signatures(&self, s: &Subject, digest: &str) -> Result<Found, String> {
         let Some(r) = s.docker.as_ref().filter(|_| s.transport == "docker") else {
             return Ok((
                 format!("the {} transport carries no signatures", s.transport),
@@ -274,6 +274,9 @@ impl Trust {
         Ok((format!("looked in {dir}/signature-N"), out))
     }
 }
+
+/// Where signatures were looked for, and the signatures found there.
+type Found = (String, Vec<Vec<u8>>);
 
 /// One pull's check: [`Trust::check`] with the spec the pull was given.
 pub struct SpecCheck<'a> {
