@@ -42,6 +42,8 @@ pub enum ContainerCmd {
 pub struct InstallArgs {
     #[command(flatten)]
     pub transfer: crate::images::TransferArgs,
+    #[command(flatten)]
+    pub trust: crate::images::TrustArgs,
     /// Container name (default: the image name, with -TAG unless the tag is latest)
     #[arg(long)]
     pub name: Option<String>,
@@ -104,6 +106,8 @@ pub enum ContainersCmd {
 pub struct UpdateArgs {
     #[command(flatten)]
     pub transfer: crate::images::TransferArgs,
+    #[command(flatten)]
+    pub trust: crate::images::TrustArgs,
     /// Set a template variable (repeatable); other values are kept
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -138,7 +142,14 @@ pub fn run(cmd: ContainerCmd, settings: &Settings) -> Result<()> {
     match cmd {
         ContainerCmd::Install(mut a) => {
             let ls = a.transfer.low_speed();
-            a.image = pull_if_needed(settings, &a.image, a.creds.clone(), a.tls_verify, ls)?;
+            a.image = pull_if_needed(
+                settings,
+                &a.image,
+                a.creds.clone(),
+                a.tls_verify,
+                ls,
+                &a.trust,
+            )?;
             let src = settings.store_source()?;
             let opts = InstallOptions {
                 name: a.name,
@@ -191,6 +202,7 @@ fn pull_if_needed(
     creds: Option<String>,
     tls_verify: bool,
     low_speed: syscontainer::source::LowSpeed,
+    trust: &crate::images::TrustArgs,
 ) -> Result<String> {
     let store = crate::images::open(settings)?;
     if !syscontainer::imgref::Transport::is_explicit(image) && store.image(image).is_ok() {
@@ -204,7 +216,7 @@ fn pull_if_needed(
         low_speed,
         ..settings.source_options()
     };
-    Ok(crate::images::pull_into(&store, image, &opts, false)?.name)
+    Ok(crate::images::pull_into(&store, image, &opts, trust, false)?.name)
 }
 
 fn verify(settings: &Settings, name: &str, json: bool) -> Result<()> {
@@ -259,6 +271,7 @@ fn update(settings: &Settings, a: UpdateArgs) -> Result<()> {
             a.creds,
             a.tls_verify,
             a.transfer.low_speed(),
+            &a.trust,
         )?),
         None => None,
     };

@@ -11,6 +11,7 @@ use syscontainer::paths::Root;
 use syscontainer::record::{self, FoundState};
 use syscontainer::source::{self, LowSpeed, SourceOptions};
 use syscontainer::store::{self, ImageInfo, Store};
+use syscontainer::trust::{self, Trust};
 
 use crate::progress::ConsoleProgress;
 use indicatif::HumanBytes;
@@ -48,6 +49,41 @@ impl TransferArgs {
     }
 }
 
+/// The signature policy a pull is checked against (containers-policy.json(5),
+/// containers-registries.d(5)): pull, install, containers update.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TrustArgs {
+    /// The signature policy (containers-policy.json(5)) every pulled image
+    /// must satisfy, checked before anything is stored; a refused image
+    /// exits 3. Default /etc/containers/policy.json under the root; when
+    /// that file does not exist, no policy is in force.
+    #[arg(long, value_name = "PATH")]
+    pub signature_policy: Option<PathBuf>,
+    /// Where signatures are looked up (containers-registries.d(5): lookaside).
+    /// Default /etc/containers/registries.d under the root.
+    #[arg(long = "registries.d", value_name = "DIR")]
+    pub registries_d: Option<PathBuf>,
+}
+
+impl TrustArgs {
+    /// Load the policy these arguments name.
+    pub fn load(&self, root: &Root) -> anyhow::Result<Trust> {
+        let policy = self
+            .signature_policy
+            .clone()
+            .unwrap_or_else(|| root.join(trust::DEFAULT_POLICY));
+        let dir = self
+            .registries_d
+            .clone()
+            .unwrap_or_else(|| root.join(trust::DEFAULT_REGISTRIES_D));
+        Ok(Trust::load(
+            &policy,
+            &dir,
+            root.join(trust::DEFAULT_LOOKASIDE),
+        )?)
+    }
+}
+
 /// Pull an image into the OSTree store.
 ///
 /// Every blob is streamed and its sha256 verified, and each layer's
@@ -56,6 +92,12 @@ impl TransferArgs {
 /// layers already present are never fetched again; identical files are
 /// stored once. The image ref is written last: an interrupted or failed pull
 /// leaves no image behind.
+///
+/// With a signature policy (/etc/containers/policy.json, or
+/// --signature-policy), the image must satisfy it before anything is stored
+/// (insecureAcceptAnything, reject, signedBy GPGKeys with lookaside
+/// signatures; Fulcio/Rekor keyless sigstore is not supported); a refused
+/// image exits 3.
 ///
 /// SOURCE is one of:
 ///   [docker://]REGISTRY/NAME[:TAG|@sha256:DIGEST]   a registry (a bare NAME means docker.io/library/NAME)
@@ -84,6 +126,8 @@ pub struct PullArgs {
     json: bool,
     #[command(flatten)]
     transfer: TransferArgs,
+    #[command(flatten)]
+    trust: TrustArgs,
     /// Where to pull from (see above).
     #[arg(value_name = "SOURCE")]
     source: String,
@@ -146,11 +190,14 @@ pub fn pull_into(
     store: &Store,
     spec: &str,
     opts: &SourceOptions,
+    trust: &TrustArgs,
     quiet: bool,
 ) -> anyhow::Result<store::PullReport> {
+    let trust = trust.load(&opts.root)?;
     let mut src = source::open(spec, opts).with_context(|| format!("opening source '{spec}'"))?;
     let mut progress = ConsoleProgress::new(quiet);
-    store::pull(store, src.as_mut(), &mut progress).with_context(|| format!("pulling {spec}"))
+    store::pull_checked(store, src.as_mut(), &mut progress, &trust.for_spec(spec))
+        .with_context(|| format!("pulling {spec}"))
 }
 
 /// The image store where the settings (`ATOMIC_OSTREE_REPO`,
@@ -185,7 +232,7 @@ pub fn pull(settings: &Settings, a: PullArgs) -> anyhow::Result<()> {
         low_speed: a.transfer.low_speed(),
         ..settings.source_options()
     };
-    let r = pull_into(&store, &a.source, &opts, a.quiet || a.json)?;
+    let r = pull_into(&store, &a.source, &opts, &a.trust, a.quiet || a.json)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     }

@@ -40,6 +40,7 @@ pub fn of(e: &(dyn Error + 'static)) -> Option<i32> {
         crate::source::SourceError,
         crate::source::SlowTransfer,
         crate::source::VerifyError,
+        crate::trust::TrustError,
     );
     #[cfg(feature = "runtime")]
     first_of!(crate::exec::ExecError, crate::bundle::BundleError);

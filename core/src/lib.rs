@@ -37,3 +37,5 @@ pub mod deploy;
 pub mod source;
 #[cfg(feature = "store")]
 pub mod store;
+#[cfg(feature = "store")]
+pub mod trust;

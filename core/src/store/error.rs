@@ -89,6 +89,9 @@ pub enum StoreError {
         source_desc: String,
         reason: String,
     },
+    /// The signature policy refused the image (nothing was written).
+    #[error(transparent)]
+    Untrusted(Box<crate::trust::TrustError>),
     #[error("image source {source_desc}")]
     Source {
         source_desc: String,
@@ -184,6 +187,7 @@ impl StoreError {
         match self {
             ImageNotFound { .. } | LayerMissing { .. } => MISSING,
             Source { source, .. } => source.exit_code(),
+            Untrusted(e) => e.exit_code(),
             Layer { source, .. } => source.exit_code(),
             Reference(e) => e.exit_code(),
             LayerVerify { source, .. } => exit::of_io(source),

@@ -53,7 +53,7 @@ pub use gc::PruneReport;
 pub use import::{ImportError, ImportStats};
 pub use location::{Location, LocationError};
 pub use lock::{LockMode, StoreLock};
-pub use pull::{pull, NoProgress, Progress, PullReport};
+pub use pull::{pull, pull_checked, AcceptAll, NoProgress, Progress, PullCheck, PullReport};
 pub use query::{ImageInfo, LayerInfo};
 pub use verify::{CheckoutDiff, LayerVerify, VerifyReport};
 

@@ -183,11 +183,38 @@ fn check_resolved(img: &ResolvedImage, desc: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Pull `src` into `store`.
+/// Decides whether a resolved image may be stored: called once per pull,
+/// after the manifest and config are fetched and verified and before the
+/// store is locked or anything is written. An error aborts the pull with
+/// nothing stored. The signature policy ([`crate::trust`]) is one.
+pub trait PullCheck {
+    fn check(&self, img: &ResolvedImage) -> Result<(), crate::trust::TrustError>;
+}
+
+/// Accepts every image.
+pub struct AcceptAll;
+impl PullCheck for AcceptAll {
+    fn check(&self, _img: &ResolvedImage) -> Result<(), crate::trust::TrustError> {
+        Ok(())
+    }
+}
+
+/// Pull `src` into `store`, accepting any image ([`pull_checked`] with
+/// [`AcceptAll`]).
 pub fn pull(
     store: &Store,
     src: &mut dyn ImageSource,
     progress: &mut dyn Progress,
+) -> Result<PullReport, StoreError> {
+    pull_checked(store, src, progress, &AcceptAll)
+}
+
+/// Pull `src` into `store` if `check` accepts the resolved image.
+pub fn pull_checked(
+    store: &Store,
+    src: &mut dyn ImageSource,
+    progress: &mut dyn Progress,
+    check: &dyn PullCheck,
 ) -> Result<PullReport, StoreError> {
     let desc = src.describe();
     let img = src.resolve().map_err(|source| StoreError::Source {
@@ -195,6 +222,10 @@ pub fn pull(
         source,
     })?;
     check_resolved(&img, &desc)?;
+    // The trust check: before the lock, the up-to-date shortcut and any write.
+    check
+        .check(&img)
+        .map_err(|e| StoreError::Untrusted(Box::new(e)))?;
     progress.resolved(&img);
     let name = imgref::with_tag(&img.name);
     let image_ref = imgref::image_branch(&name);

@@ -1,0 +1,375 @@
+//! Image trust (issue 13) with real parts: GnuPG keys, `skopeo copy
+//! --sign-by` into a real registry (tests/fixtures/registry.sh, plain
+//! HTTP), a registries.d lookaside on a local directory, and skopeo itself
+//! as the reference for which images a policy accepts.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const REGISTRY_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/registry.sh");
+
+fn run(cmd: &mut Command) -> Output {
+    let o = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+struct Registry {
+    dir: PathBuf,
+    host: String,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(REGISTRY_SH)
+            .arg("stop")
+            .arg(&self.dir)
+            .output();
+    }
+}
+
+struct Env {
+    t: tempfile::TempDir,
+    reg: Registry,
+    gnupg: PathBuf,
+    key_a: PathBuf,
+    key_b: PathBuf,
+    rd: PathBuf,
+}
+
+impl Env {
+    fn path(&self, p: &str) -> PathBuf {
+        self.t.path().join(p)
+    }
+
+    fn gpg_key(&self, name: &str) -> (String, PathBuf) {
+        run(Command::new("gpg")
+            .env("GNUPGHOME", &self.gnupg)
+            .args(["--batch", "--passphrase", "", "--quick-gen-key"])
+            .arg(format!("{name} <{name}@example.invalid>"))
+            .args(["ed25519", "sign", "never"]));
+        let o = run(Command::new("gpg")
+            .env("GNUPGHOME", &self.gnupg)
+            .args(["--batch", "--with-colons", "--list-keys"])
+            .arg(format!("{name}@example.invalid")));
+        let fpr = text(&o)
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("fpr:")
+                    .map(|r| r.trim_matches(':').to_string())
+            })
+            .expect("a fingerprint");
+        let out = self.path(&format!("{name}.pub"));
+        let o = run(Command::new("gpg")
+            .env("GNUPGHOME", &self.gnupg)
+            .args(["--batch", "--export"])
+            .arg(&fpr));
+        std::fs::write(&out, &o.stdout).unwrap();
+        (fpr, out)
+    }
+
+    fn push(&self, image: &str, dest: &str) {
+        run(Command::new("bash")
+            .arg(REGISTRY_SH)
+            .arg("push")
+            .arg(&self.reg.dir)
+            .arg(image)
+            .arg(dest));
+    }
+
+    /// `skopeo copy` inside the registry, signing with `fpr` if given.
+    fn copy(&self, from: &str, to: &str, fpr: Option<&str>) {
+        let mut c = Command::new("skopeo");
+        c.env("GNUPGHOME", &self.gnupg)
+            .args([
+                "copy",
+                "-q",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+                "--registries.d",
+            ])
+            .arg(&self.rd);
+        if let Some(f) = fpr {
+            c.args(["--sign-by", f]);
+        }
+        run(c
+            .arg(format!("docker://{}/{from}", self.reg.host))
+            .arg(format!("docker://{}/{to}", self.reg.host)));
+    }
+
+    fn digest(&self, image: &str) -> String {
+        let o = run(Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}"])
+            .arg(format!("docker://{}/{image}", self.reg.host)));
+        text(&o)
+    }
+
+    fn policy(&self, name: &str, json: String) -> PathBuf {
+        let p = self.path(&format!("{name}.json"));
+        std::fs::write(&p, json).unwrap();
+        p
+    }
+
+    fn signed_by(&self, key: &Path, identity: &str) -> String {
+        format!(
+            r#"[{{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "{}", "signedIdentity": {{"type": "{identity}"}}}}]"#,
+            key.display()
+        )
+    }
+
+    /// `syscontainer pull` into a fresh root; returns the output and the
+    /// `images list --all --json` of that root afterwards.
+    fn pull(
+        &self,
+        case: &str,
+        policy: &Path,
+        image: &str,
+        extra: &[&str],
+    ) -> (Output, serde_json::Value) {
+        let root = self.path(&format!("root-{case}"));
+        std::fs::create_dir_all(root.join("home")).unwrap();
+        let cli = |args: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_syscontainer"))
+                .arg("--root")
+                .arg(&root)
+                .args(extra)
+                .args(args)
+                .env_remove("SYSCONTAINER_ROOT")
+                .env_remove("ATOMIC_OSTREE_CHECKOUT_PATH")
+                .env("HOME", root.join("home"))
+                .env("ATOMIC_OSTREE_REPO", "/repo")
+                .output()
+                .unwrap()
+        };
+        let spec = format!("docker://{}/{image}", self.reg.host);
+        let (p, rd) = (policy.to_str().unwrap(), self.rd.to_str().unwrap());
+        let o = cli(&[
+            "pull",
+            "-q",
+            "--tls-verify=false",
+            "--signature-policy",
+            p,
+            "--registries.d",
+            rd,
+            &spec,
+        ]);
+        let l = cli(&["images", "list", "--all", "--json"]);
+        assert!(l.status.success(), "{l:?}");
+        (o, serde_json::from_slice(&l.stdout).unwrap())
+    }
+
+    fn skopeo_accepts(&self, case: &str, policy: &Path, image: &str) -> bool {
+        Command::new("skopeo")
+            // oci: cannot store signatures; they are verified all the same.
+            .args([
+                "copy",
+                "-q",
+                "--remove-signatures",
+                "--src-tls-verify=false",
+                "--policy",
+            ])
+            .arg(policy)
+            .arg("--registries.d")
+            .arg(&self.rd)
+            .arg(format!("docker://{}/{image}", self.reg.host))
+            .arg(format!(
+                "oci:{}",
+                self.path(&format!("skopeo-{case}")).display()
+            ))
+            .output()
+            .unwrap()
+            .status
+            .success()
+    }
+}
+
+fn setup() -> Env {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("registry");
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = run(Command::new("bash")
+        .arg(REGISTRY_SH)
+        .arg("start")
+        .arg(&dir)
+        .arg("plain"));
+    let host = text(&o)
+        .lines()
+        .find_map(|l| l.strip_prefix("REGISTRY=").map(str::to_string))
+        .expect("registry.sh start prints REGISTRY=");
+    let reg = Registry { dir, host };
+    let gnupg = t.path().join("gnupg");
+    std::fs::create_dir_all(&gnupg).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&gnupg, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let rd = t.path().join("registries.d");
+    std::fs::create_dir_all(&rd).unwrap();
+    let sigs = t.path().join("sigs");
+    std::fs::write(
+        rd.join("test.yaml"),
+        format!(
+            "docker:\n  {}:\n    lookaside: file://{s}\n    lookaside-staging: file://{s}\n",
+            reg.host,
+            s = sigs.display()
+        ),
+    )
+    .unwrap();
+    let mut env = Env {
+        t,
+        reg,
+        gnupg,
+        key_a: PathBuf::new(),
+        key_b: PathBuf::new(),
+        rd,
+    };
+    let (fa, ka) = env.gpg_key("alice");
+    let (fb, kb) = env.gpg_key("bob");
+    env.key_a = ka;
+    env.key_b = kb;
+    env.push("hello", "sctest/base-hello:1");
+    env.push("hello-v2", "sctest/unsigned:1");
+    env.push("tiny", "sctest/base-tiny:1");
+    env.push("hello-noreceiver", "sctest/copied:1");
+    env.copy("sctest/base-hello:1", "sctest/signed:1", Some(&fa));
+    // Same manifest, same repository, another tag: the signature names :1.
+    env.copy("sctest/signed:1", "sctest/signed:2", None);
+    env.copy("sctest/base-tiny:1", "sctest/other:1", Some(&fb));
+    // A real signature, moved next to another image's digest.
+    let signed = env.digest("sctest/signed:1");
+    let copied = env.digest("sctest/copied:1");
+    assert_ne!(signed, copied);
+    let from = sigs.join(format!(
+        "sctest/signed@{}/signature-1",
+        signed.replace(':', "=")
+    ));
+    let to = sigs.join(format!("sctest/copied@{}", copied.replace(':', "=")));
+    std::fs::create_dir_all(&to).unwrap();
+    std::fs::copy(&from, to.join("signature-1"))
+        .unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    env
+}
+
+#[test]
+fn policies_accept_and_refuse_as_skopeo_does() {
+    let env = setup();
+    let h = env.reg.host.clone();
+    let reject = r#"[{"type": "reject"}]"#;
+    let accept = r#"[{"type": "insecureAcceptAnything"}]"#;
+    let by_a = env.signed_by(&env.key_a, "matchRepoDigestOrExact");
+    let by_a_repo = env.signed_by(&env.key_a, "matchRepository");
+    let policies = [
+        (
+            "one-scope",
+            format!(
+                r#"{{"default": {reject}, "transports": {{"docker": {{"{h}/sctest/unsigned": {accept}}}}}}}"#
+            ),
+        ),
+        (
+            "specific",
+            format!(
+                r#"{{"default": {accept}, "transports": {{"docker": {{"{h}/sctest": {reject}, "{h}/sctest/unsigned:1": {accept}}}}}}}"#
+            ),
+        ),
+        ("insecure", format!(r#"{{"default": {accept}}}"#)),
+        (
+            "signed",
+            format!(
+                r#"{{"default": {reject}, "transports": {{"docker": {{"{h}/sctest": {by_a}}}}}}}"#
+            ),
+        ),
+        (
+            "signed-repo",
+            format!(
+                r#"{{"default": {reject}, "transports": {{"docker": {{"{h}": {by_a_repo}}}}}}}"#
+            ),
+        ),
+    ];
+    // (policy, image, accepted, what the refusal says)
+    let cases: &[(&str, &str, bool, &str)] = &[
+        ("one-scope", "sctest/unsigned:1", true, ""),
+        ("one-scope", "sctest/signed:1", false, "scope default"),
+        ("specific", "sctest/unsigned:1", true, ""),
+        ("specific", "sctest/signed:1", false, "(reject)"),
+        ("insecure", "sctest/copied:1", true, ""),
+        ("signed", "sctest/signed:1", true, ""),
+        ("signed", "sctest/unsigned:1", false, "no signature found"),
+        ("signed", "sctest/other:1", false, "not signed by any key"),
+        ("signed", "sctest/copied:1", false, "digest mismatch"),
+        ("signed", "sctest/signed:2", false, "identity mismatch"),
+        ("signed-repo", "sctest/signed:2", true, ""),
+        (
+            "signed-repo",
+            "sctest/other:1",
+            false,
+            "not signed by any key",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (i, (pol, image, accepted, why)) in cases.iter().enumerate() {
+        let text = &policies.iter().find(|(n, _)| n == pol).unwrap().1;
+        let p = env.policy(pol, text.clone());
+        let case = format!("{i}-{pol}");
+        let skopeo = env.skopeo_accepts(&case, &p, image);
+        let (o, listed) = env.pull(&case, &p, image, &[]);
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        let ours = o.status.success();
+        let nothing = listed.as_array().is_some_and(Vec::is_empty);
+        if skopeo != *accepted || ours != *accepted {
+            failures.push(format!(
+                "{pol} {image}: expected {accepted}, skopeo {skopeo}, syscontainer {ours}: {err}"
+            ));
+            continue;
+        }
+        if !accepted {
+            if o.status.code() != Some(3) || !err.contains(why) || !err.contains(image) || !nothing
+            {
+                failures.push(format!(
+                    "{pol} {image}: exit {:?}, stored {listed}, stderr lacks '{why}' or the image: {err}",
+                    o.status.code()
+                ));
+            }
+        } else if nothing {
+            failures.push(format!("{pol} {image}: accepted but nothing stored"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn no_policy_file_is_today_behaviour_and_says_so_when_verbose() {
+    let env = setup();
+    let missing = env.path("no-such-policy.json");
+    let (o, listed) = env.pull("nopolicy", &missing, "sctest/unsigned:1", &["--verbose"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(
+        err.matches("no signature policy is in force").count(),
+        1,
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unknown_requirement_type_is_refused_before_pulling() {
+    let env = setup();
+    let p = env.policy("bad", r#"{"default": [{"type": "acceptIfNice"}]}"#.into());
+    let (o, listed) = env.pull("bad", &p, "sctest/unsigned:1", &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("acceptIfNice") && err.contains(p.to_str().unwrap()),
+        "{err}"
+    );
+    assert_eq!(listed, serde_json::json!([]));
+}
