@@ -59,6 +59,11 @@ pub struct InstallArgs {
     /// Start the container now
     #[arg(long)]
     pub now: bool,
+    /// Keep the container on the newest image of its reference:
+    /// `syscontainer auto-update` (and its timer) asks the registry for
+    /// the reference's digest and updates when it moved
+    #[arg(long, value_name = "POLICY", value_parser = ["registry"])]
+    pub auto_update: Option<String>,
     /// Registry credentials for a pull, USER[:PASSWORD]
     #[arg(long, value_name = "USER[:PASS]")]
     pub creds: Option<String>,
@@ -158,6 +163,12 @@ pub fn run(cmd: ContainerCmd, settings: &Settings) -> Result<()> {
                 no_enable: a.no_enable,
                 now: a.now,
                 checkout_root: Some(settings.location.checkout_root()),
+                auto_update: a
+                    .auto_update
+                    .as_deref()
+                    .map(str::parse)
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
             };
             let rec = deploy::install(root, &src, &a.image, &opts)
                 .with_context(|| format!("cannot install {}", a.image))?;

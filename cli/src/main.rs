@@ -2,6 +2,7 @@
 //! under systemd. Thin: parse arguments, call the library, map errors to the
 //! documented exit codes.
 
+mod auto_update;
 mod containers;
 mod images;
 mod man;
@@ -58,6 +59,7 @@ enum Cmd {
     Images(images::ImagesCmd),
     #[command(flatten)]
     Container(containers::ContainerCmd),
+    AutoUpdate(auto_update::AutoUpdateArgs),
     /// Write the syscontainer(1) manual page into DIR (`make man`).
     #[command(hide = true)]
     GenerateMan {
@@ -70,6 +72,7 @@ fn run(settings: &Settings, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Pull(a) => images::pull(settings, a),
         Cmd::Images(c) => images::run(settings, c),
         Cmd::Container(c) => containers::run(c, settings),
+        Cmd::AutoUpdate(a) => auto_update::run(settings, a),
         Cmd::GenerateMan { dir } => man::generate(&dir),
     }
 }

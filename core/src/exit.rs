@@ -35,6 +35,7 @@ pub fn of(e: &(dyn Error + 'static)) -> Option<i32> {
     first_of!(
         crate::deploy::DeployError,
         crate::deploy::VariablesError,
+        crate::deploy::auto_update::StateError,
         crate::store::StoreError,
         crate::store::ImportError,
         crate::source::SourceError,

@@ -27,6 +27,9 @@ pub const OSTREE_REPO_FALLBACK: &str = ".storage/ostree";
 pub const ENV_CHECKOUT_PATH: &str = "ATOMIC_OSTREE_CHECKOUT_PATH";
 /// atomic's override of the repo location (read by the CLI only, at start).
 pub const ENV_OSTREE_REPO: &str = "ATOMIC_OSTREE_REPO";
+/// `syscontainer auto-update`'s state: the digests that failed, and the
+/// manifest digest of what it deployed.
+pub const AUTO_UPDATE_STATE: &str = "/var/lib/syscontainer/auto-update.json";
 /// Per-container runtime state of the exec helper (rendered bundles).
 pub const RUN_STATE: &str = "/run/syscontainer";
 /// Rendered runc bundles, one directory per container (`BUNDLES/NAME`). Not

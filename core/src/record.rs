@@ -90,9 +90,54 @@ pub struct Record {
     /// installed, and no unit is generated.
     #[serde(default, skip_serializing_if = "is_false")]
     pub no_container_service: bool,
+    /// `syscontainer auto-update` keeps this container on the newest image
+    /// its reference names ([`AutoUpdate`]); `None`: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_update: Option<AutoUpdate>,
     /// Fields this version does not know. Kept on rewrite.
     #[serde(flatten)]
     pub unknown: BTreeMap<String, serde_json::Value>,
+}
+
+/// The `auto_update` policy of a record, as Podman's `AutoUpdate=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum AutoUpdate {
+    /// Ask the registry for the manifest digest of the record's image
+    /// reference; pull and update when it changed.
+    #[serde(rename = "registry")]
+    Registry,
+}
+
+impl AutoUpdate {
+    /// The values a record may hold, for messages and `--help`.
+    pub const VALUES: &'static [&'static str] = &["registry"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AutoUpdate::Registry => "registry",
+        }
+    }
+}
+
+impl std::str::FromStr for AutoUpdate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "registry" => Ok(AutoUpdate::Registry),
+            other => Err(format!(
+                "auto_update '{}' is not a policy this syscontainer knows (known: {})",
+                other.escape_debug(),
+                AutoUpdate::VALUES.join(", ")
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AutoUpdate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -206,6 +251,7 @@ impl Record {
             repo: None,
             host_files: Vec::new(),
             no_container_service: false,
+            auto_update: None,
             unknown: BTreeMap::new(),
         }
     }
@@ -621,6 +667,33 @@ mod tests {
         assert_eq!(
             logical,
             PathBuf::from("/etc/syscontainer/containers/etcd.json")
+        );
+    }
+
+    #[test]
+    fn auto_update_policy() {
+        let p = Path::new("/etc/syscontainer/containers/a.json");
+        let base = r#""version":1,"name":"a","image":"i","image_id":"x","deployment":"/d""#;
+        // An old record, without the field: no auto-update, and none written.
+        let (r, w) = Record::parse(p, format!("{{{base}}}").as_bytes()).unwrap();
+        assert_eq!((r.auto_update, w.len()), (None, 0));
+        assert!(!r.to_json().contains("auto_update"));
+        let (r, _) = Record::parse(
+            p,
+            format!(r#"{{{base},"auto_update":"registry"}}"#).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.auto_update, Some(AutoUpdate::Registry));
+        assert!(r.to_json().contains(r#""auto_update": "registry""#));
+        let e = Record::parse(p, format!(r#"{{{base},"auto_update":"daily"}}"#).as_bytes())
+            .unwrap_err();
+        assert_eq!(e.exit_code(), crate::exit::INVALID);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("/etc/syscontainer/containers/a.json")
+                && msg.contains("auto_update 'daily'")
+                && msg.contains("known: registry"),
+            "{msg}"
         );
     }
 

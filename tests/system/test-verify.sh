@@ -3,7 +3,8 @@
 # accepts every generated unit (by name with --generators=yes, which reruns
 # the generators in test mode, and by the generated file), and the static
 # units that `make install` ships: syscontainers.target,
-# syscontainer-prune.service, syscontainer-prune.timer. A verify that prints a
+# syscontainer-prune.service, syscontainer-prune.timer,
+# syscontainer-auto-update.service, syscontainer-auto-update.timer. A verify that prints a
 # warning about one of our units fails too (verify exits 0 on warnings).
 # shellcheck source=tests/system/sc.sh
 . "$(dirname "$0")/sc.sh"
@@ -43,15 +44,17 @@ for u in "${units[@]}"; do
     check "verify $GENDIR/$u (the generated file)" verify_clean --man=no "$GENDIR/$u"
 done
 check "verify --generators=yes all generated units at once" verify_clean --man=no --generators=yes "${units[@]}"
-static=(syscontainers.target syscontainer-prune.service syscontainer-prune.timer)
+static=(syscontainers.target syscontainer-prune.service syscontainer-prune.timer
+    syscontainer-auto-update.service syscontainer-auto-update.timer)
 for u in "${static[@]}"; do
     check "the package unit $u is installed" g test -f "/lib/systemd/system/$u"
     check "verify $u (with its man: documentation)" verify_clean "$u"
 done
 check "verify the generated units with their man: documentation" verify_clean --generators=yes "${units[@]}"
 check "systemd loaded every unit without error" \
-    gsh 'for u in web api plain syscontainers.target syscontainer-prune.service syscontainer-prune.timer; do
+    gsh 'for u in web api plain syscontainers.target syscontainer-prune.service syscontainer-prune.timer syscontainer-auto-update.service syscontainer-auto-update.timer; do
         s=$(systemctl show -p LoadState -p LoadError --value "$u" | tr "\n" " "); echo "$u: $s"; case $s in "loaded "*) ;; *) exit 1 ;; esac; done'
 check "the prune timer is disabled by default" not g systemctl is-enabled syscontainer-prune.timer
+check "the auto-update timer is disabled by default" not g systemctl is-enabled syscontainer-auto-update.timer
 check "no failed units" gsh 'test -z "$(systemctl list-units --failed --plain --no-legend)" || { systemctl --failed --no-pager; exit 1; }'
 check "clean poweroff" shutdown_guest

@@ -34,6 +34,8 @@ pub struct InstallOptions {
     /// (the CLI's [`crate::store::Location::checkout_root`]); default
     /// [`paths::CHECKOUT_ROOT`]. The record keeps it, in `deployment`.
     pub checkout_root: Option<PathBuf>,
+    /// `--auto-update POLICY`: kept in the record, across updates.
+    pub auto_update: Option<crate::record::AutoUpdate>,
 }
 
 /// The runtime must exist.
@@ -182,6 +184,7 @@ pub fn install(
     base.values = values;
     base.runtime = runtime;
     base.enabled = !opts.no_enable;
+    base.auto_update = opts.auto_update;
     base.uuid = uuid::Uuid::new_v4().to_string();
     base.host_uid = nix::unistd::getuid().as_raw();
     base.host_gid = nix::unistd::getgid().as_raw();

@@ -32,6 +32,7 @@ use crate::record::{Record, RecordError};
 use crate::template::TemplateError;
 use crate::vars::VarsError;
 
+pub mod auto_update;
 mod health;
 mod hostfs;
 mod install;

@@ -728,6 +728,27 @@ impl RegistrySource {
     pub fn client_mut(&mut self) -> &mut RegistryClient {
         &mut self.client
     }
+
+    /// The digest of the image manifest the reference names now, for this
+    /// host's platform: what a pull would store as its manifest digest.
+    /// One manifest request, and nothing else fetched: for an index, the
+    /// digest is that of the platform's entry.
+    pub fn current_digest(&mut self) -> Result<String, SourceError> {
+        let what = format!("manifest of {}", self.image);
+        let reference = self.image.reference().to_string();
+        let (raw, ct) = self.client.fetch_manifest(&reference, &what)?;
+        match manifest::parse(&raw, ct.as_deref(), &what)? {
+            manifest::Parsed::Manifest(_) => Ok(sha256_digest(&raw)),
+            manifest::Parsed::Index(entries) => {
+                Ok(
+                    manifest::select_platform(&entries, &manifest::host_platform(), &what)?
+                        .descriptor
+                        .digest
+                        .clone(),
+                )
+            }
+        }
+    }
 }
 
 impl ImageSource for RegistrySource {
