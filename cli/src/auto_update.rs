@@ -60,6 +60,9 @@ pub struct AutoUpdateArgs {
     settle: u64,
     #[command(flatten)]
     transfer: crate::images::TransferArgs,
+    /// The signature policy of the pulls (as for `pull`).
+    #[command(flatten)]
+    trust: crate::images::TrustArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -212,7 +215,7 @@ pub fn run(settings: &Settings, a: AutoUpdateArgs) -> Result<()> {
                     });
                 }
                 let (outcome, error, pulled) =
-                    apply(settings, &store, rec, &opts, &update_opts, st, a.json);
+                    apply(settings, &store, rec, &opts, &update_opts, st, &a);
                 // The pull may have found a newer digest than the check.
                 if let Some(d) = pulled {
                     row.new_digest = Some(d);
@@ -255,10 +258,11 @@ fn apply(
     opts: &SourceOptions,
     update_opts: &UpdateOptions,
     st: &mut auto_update::ContainerState,
-    quiet: bool,
+    args: &AutoUpdateArgs,
 ) -> (Outcome, Option<String>, Option<String>) {
     let name = &rec.name;
-    let pulled = match crate::images::pull_into(store, &rec.image, opts, quiet) {
+    let (trust, quiet) = (&args.trust, args.json);
+    let pulled = match crate::images::pull_into(store, &rec.image, opts, trust, quiet) {
         Ok(p) => p,
         Err(e) => return (Outcome::Failed, Some(format!("{e:#}")), None),
     };
