@@ -15,6 +15,9 @@
 #          images + 4 created containers), by `du` (hardlinks counted once).
 #   near   a second, near-identical image (medium + one 4 KiB layer) pulled
 #          after medium: how much each store grows, as a share of its size.
+#   gen    bench/generator.sh: the generator on 1000 records against
+#          systemd-fstab-generator on 1000 entries, and with no records
+#          (Debian 12's podman 4.3 has no Quadlet generator to compare with).
 #
 #   bench/podman.sh [-n REPS] [-r RUNS] [-f FS]
 #     -n REPS   pull repetitions per side (default 5)
@@ -48,6 +51,7 @@ done
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 cargo build -q --release -p syscontainer-cli -p syscontainer-exec
+cargo build -q --release -p syscontainer-generator
 SC=$(realpath "$CARGO_TARGET_DIR/release/syscontainer")
 HELPER=$(realpath "$CARGO_TARGET_DIR/release/syscontainer-exec")
 tests/fixtures/make-images.sh medium etcd >/dev/null
@@ -273,3 +277,5 @@ print("near-identical image: medium + one 4 KiB layer, pulled after medium")
 print(f"  syscontainer grows         {(op - om) / 1e3:7.1f} kB = {(op - om) / om * 100:.3f}% of {om / 1e6:.1f} MB (target <= 1%)")
 print(f"  podman grows               {(pp - pm) / 1e3:7.1f} kB = {(pp - pm) / pm * 100:.3f}% of {pm / 1e6:.1f} MB")
 PY
+echo
+bench/generator.sh "$CARGO_TARGET_DIR/release/syscontainer-generator"
