@@ -259,7 +259,9 @@ impl Plan {
     }
 
     /// Apply the plan as `systemd-tmpfiles --create [--root=ROOT]` would:
-    /// an item that fails does not stop the others.
+    /// an item that fails does not stop the others. The process umask is 0
+    /// around each mkdir, as in systemd-tmpfiles: call this where no other
+    /// thread creates files meanwhile (syscontainer-exec is one thread).
     pub fn create(&self, root: &Path) -> Result<(), CreateError> {
         // Decided before anything is changed: the real tool follows
         // symlinks on the way down with checks of its own.

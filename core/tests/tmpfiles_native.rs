@@ -140,6 +140,11 @@ enum Outcome {
 /// systemd-tmpfiles, one as `syscontainer-exec run` does (in process, and
 /// systemd-tmpfiles when that fails).
 fn compare(name: &str, text: &str, setup: &dyn Fn(&Path)) -> Outcome {
+    // Plan::create sets the process umask to 0 around its mkdirs (as
+    // systemd-tmpfiles does; syscontainer-exec is single-threaded): the
+    // tests of this file must not make their trees meanwhile.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let t = tempfile::tempdir().unwrap();
     let (a, b) = (t.path().join("a"), t.path().join("b"));
     for r in [&a, &b] {
