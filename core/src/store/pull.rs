@@ -8,9 +8,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
 use glib::prelude::*;
 
@@ -28,6 +26,8 @@ use crate::imgref;
 use crate::source::{
     self, Descriptor, DigestReader, ImageSource, ResolvedImage, SlowTransfer, SourceError,
 };
+
+mod pipe;
 
 /// Receives pull events. Every method has an empty default.
 pub trait Progress: Send {
@@ -66,8 +66,8 @@ pub struct PullReport {
 struct ProgressReader<'p, R> {
     inner: R,
     n: u64,
-    /// `n`, for the importer.
-    shared: &'p AtomicU64,
+    /// Where `n` is shared with the importer.
+    blob: &'p BlobProgress,
     last: u64,
     idx: usize,
     progress: &'p mut dyn Progress,
@@ -77,7 +77,7 @@ impl<R: Read> Read for ProgressReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.n += n as u64;
-        self.shared.store(self.n, Ordering::Relaxed);
+        self.blob.set_read(self.n);
         if n == 0 || self.n - self.last >= 256 * 1024 {
             self.last = self.n;
             self.progress.layer_bytes(self.idx, self.n);
@@ -347,19 +347,14 @@ fn fetch_layer(
     // its progress in `blob`: the importer may wait for compressed bytes to
     // back a sparse file, and stops when the blob fails.
     let blob = BlobProgress::default();
+    let pipe = pipe::Pipe::new(&blob);
     let (imported, fed) = std::thread::scope(|s| {
-        let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(PIPE_CHUNKS);
-        let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
+        let tx = pipe.sender();
         let blob = &blob;
-        let reader = s.spawn(move || feed(raw, d, diff_id, idx, progress, tx, back_rx, blob));
+        let reader = s.spawn(move || feed(raw, d, diff_id, idx, progress, tx, blob));
         let imported = import_layer_from(
             repo,
-            ChunkReader {
-                rx,
-                back: back_tx,
-                cur: Vec::new(),
-                pos: 0,
-            },
+            pipe.receiver(),
             limits,
             &LayerInfo {
                 compressed_size: Some(d.size),
@@ -424,10 +419,6 @@ fn fetch_layer(
     Ok((commit, stats, d.size))
 }
 
-/// Chunks in flight between the reader thread and the importer.
-const PIPE_CHUNKS: usize = 4;
-const CHUNK: usize = 256 * 1024;
-
 /// How the reader thread ended.
 enum Fed {
     /// The layer's compression could not be set up.
@@ -446,14 +437,14 @@ struct Exit<'a>(&'a BlobProgress);
 
 impl Drop for Exit<'_> {
     fn drop(&mut self) {
-        if !self.0.complete.load(Ordering::Acquire) {
-            self.0.failed.store(true, Ordering::Release);
+        if !self.0.complete.load(Ordering::SeqCst) {
+            self.0.fail();
         }
     }
 }
 
 /// The reader thread: blob -> digest check -> decompress -> diff_id check ->
-/// chunks on `tx`. A read error is sent once, then the channel closes. While
+/// chunks on `tx`. A read error is sent once, then the pipe closes. While
 /// the pipe is full, it reads ahead the compressed bytes that the importer
 /// waits for.
 #[allow(clippy::too_many_arguments)]
@@ -463,15 +454,14 @@ fn feed(
     diff_id: &str,
     idx: usize,
     progress: &mut dyn Progress,
-    tx: mpsc::SyncSender<io::Result<Vec<u8>>>,
-    back: mpsc::Receiver<Vec<u8>>,
+    tx: pipe::Sender<'_, '_>,
     blob: &BlobProgress,
 ) -> Fed {
     let _exit = Exit(blob);
     let counted = ProgressReader {
         inner: raw,
         n: 0,
-        shared: &blob.read,
+        blob,
         last: 0,
         idx,
         progress,
@@ -484,42 +474,40 @@ fn feed(
         };
         let mut tar = DigestReader::new(dec, diff_id, None);
         loop {
-            let mut buf = back.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
-            buf.resize(CHUNK, 0);
-            let mut item = match read_full(&mut tar, &mut buf) {
+            let mut buf = tx.buffer();
+            let (item, last) = match read_full(&mut tar, &mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
                     buf.truncate(n);
-                    Ok(buf)
+                    (Ok(buf), false)
                 }
                 Err(e) => {
-                    blob.failed.store(true, Ordering::Release);
-                    let _ = tx.send(Err(e));
-                    break;
+                    blob.fail();
+                    (Err(e), true)
                 }
             };
-            loop {
-                match tx.try_send(item) {
-                    Ok(()) => break,
-                    Err(mpsc::TrySendError::Disconnected(_)) => break 'pipe, // the importer stopped
-                    Err(mpsc::TrySendError::Full(back)) => item = back,
+            let sent = tx.send(
+                item,
+                || compressed.wanted(blob),
+                || compressed.read_ahead(blob),
+            );
+            match sent {
+                // The importer stopped.
+                Err(pipe::Gone) => break 'pipe,
+                // The digest check keeps the error for the final drain.
+                Ok(Err(_)) => {
+                    blob.fail();
+                    break 'pipe;
                 }
-                match compressed.read_ahead(blob) {
-                    Ok(true) => {}
-                    Ok(false) => std::thread::sleep(Duration::from_millis(1)),
-                    // The digest check keeps the error for the final drain.
-                    Err(_) => {
-                        blob.failed.store(true, Ordering::Release);
-                        break 'pipe;
-                    }
-                }
+                Ok(Ok(())) if last => break,
+                Ok(Ok(())) => {}
             }
         }
     }
     drop(tx);
     let verdict = io::copy(&mut compressed, &mut io::sink());
     if verdict.is_ok() {
-        blob.complete.store(true, Ordering::Release);
+        blob.set_complete();
     }
     Fed::Done(verdict)
 }
@@ -536,34 +524,4 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
-}
-
-/// The importer's end of the pipe; spent chunks go back for reuse.
-struct ChunkReader {
-    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
-    back: mpsc::Sender<Vec<u8>>,
-    cur: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.cur.len() {
-            match self.rx.recv() {
-                Ok(Ok(next)) => {
-                    let spent = std::mem::replace(&mut self.cur, next);
-                    if spent.capacity() > 0 {
-                        let _ = self.back.send(spent);
-                    }
-                    self.pos = 0;
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
 }

@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
 
 use super::{ImportError, ImportLimits};
 
@@ -43,6 +44,10 @@ impl From<crate::store::sparse::SparseSizes> for ContentSizes {
 
 /// How far the caller has read a layer's compressed blob, shared with the
 /// import while it runs (`pull` reads in another thread).
+///
+/// Whoever changes it calls [`BlobProgress::notify`] (or a method that does)
+/// to wake the other side; a waiter checks its condition under the same
+/// lock, so no wake-up is lost and nobody polls.
 #[derive(Debug, Default)]
 pub struct BlobProgress {
     /// Compressed bytes read so far.
@@ -54,6 +59,53 @@ pub struct BlobProgress {
     pub complete: AtomicBool,
     /// The blob failed (or the reader is gone): the import stops.
     pub failed: AtomicBool,
+    signal: Mutex<()>,
+    changed: Condvar,
+}
+
+impl BlobProgress {
+    /// Wake every thread waiting on this blob (after a change of its state,
+    /// or of anything a waiter's condition reads).
+    pub fn notify(&self) {
+        drop(self.signal.lock().unwrap_or_else(PoisonError::into_inner));
+        self.changed.notify_all();
+    }
+
+    /// Block while `busy()` holds, re-checking it after each
+    /// [`notify`](Self::notify).
+    pub fn wait_while(&self, mut busy: impl FnMut() -> bool) {
+        let mut g = self.signal.lock().unwrap_or_else(PoisonError::into_inner);
+        while busy() {
+            g = self.changed.wait(g).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// `n` compressed bytes were read; wakes an import that waits for them.
+    pub fn set_read(&self, n: u64) {
+        let before = self.read.swap(n, Ordering::SeqCst);
+        let wanted = self.wanted.load(Ordering::SeqCst);
+        if before < wanted && n >= wanted {
+            self.notify();
+        }
+    }
+
+    /// The import needs `n` compressed bytes read (see [`SparseCap`]).
+    pub fn want(&self, n: u64) {
+        self.wanted.fetch_max(n, Ordering::SeqCst);
+        self.notify();
+    }
+
+    /// The blob failed, or its reader is gone.
+    pub fn fail(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+        self.notify();
+    }
+
+    /// The blob was read whole and verified.
+    pub fn set_complete(&self) {
+        self.complete.store(true, Ordering::SeqCst);
+        self.notify();
+    }
 }
 
 /// The cap on the declared bytes of a layer's sparse entries: the larger of
@@ -124,20 +176,19 @@ impl<'a> SparseCap<'a> {
             return Err(self.refuse(path, sizes, total, compressed));
         }
         if let Some(b) = self.blob {
-            if b.read.load(Ordering::Acquire) < need {
-                b.wanted.fetch_max(need, Ordering::AcqRel);
-                loop {
-                    if b.failed.load(Ordering::Acquire) {
-                        return Err(ImportError::Stopped { path: path.into() });
-                    }
-                    let read = b.read.load(Ordering::Acquire);
-                    if read >= need {
-                        break;
-                    }
-                    if b.complete.load(Ordering::Acquire) {
-                        return Err(self.refuse(path, sizes, total, read));
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(1));
+            if b.read.load(Ordering::SeqCst) < need {
+                b.want(need);
+                b.wait_while(|| {
+                    !b.failed.load(Ordering::SeqCst)
+                        && !b.complete.load(Ordering::SeqCst)
+                        && b.read.load(Ordering::SeqCst) < need
+                });
+                let read = b.read.load(Ordering::SeqCst);
+                if b.failed.load(Ordering::SeqCst) {
+                    return Err(ImportError::Stopped { path: path.into() });
+                }
+                if read < need {
+                    return Err(self.refuse(path, sizes, total, read));
                 }
             }
         }
