@@ -3,11 +3,12 @@
 //! For each layer not yet present: `open_blob` -> verify the compressed
 //! digest -> decompress -> verify the `diff_id` -> import; a few layers at
 //! once, their content objects written by a pool of threads (see
-//! `workers`). The refs are set in one OSTree transaction, only after every
-//! layer is imported, verified and its objects durable; layer refs are set
-//! before the image ref. Any error aborts every transaction, so no ref is
-//! left behind (the repo is as it was; objects already staged are reused by
-//! libostree on the next attempt).
+//! `workers`). The refs are written only after every layer is imported and
+//! verified and every transaction of the pull committed (its objects
+//! durable), each ref synced on its own, the layer refs before the image
+//! ref. Any error aborts every transaction, so no ref is left behind (the
+//! repo is as it was; objects already staged are reused by libostree on
+//! the next attempt).
 //!
 //! The parts: `workers` (the layers fetched at once), `layer` (one layer's
 //! blob into the store), `pipe` (between a layer's reader thread and its
