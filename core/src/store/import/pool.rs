@@ -376,3 +376,136 @@ impl Drop for PoolHandle<'_> {
         self.batch.failed.store(true, Ordering::SeqCst);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{import_layer_from, ImportLimits, LayerInfo};
+    use super::*;
+    use gio::prelude::*;
+
+    fn layer() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (i, name) in ["etc/a", "etc/b", "usr/c"].iter().enumerate() {
+            let data = vec![i as u8; 1000 * (i + 1)];
+            let mut h = tar::Header::new_ustar();
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, name, &data[..]).unwrap();
+        }
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(0);
+        b.append_link(&mut h, "etc/link", "a").unwrap();
+        b.into_inner().unwrap()
+    }
+
+    fn repo(dir: &Path) -> ostree::Repo {
+        let r = ostree::Repo::new_for_path(dir);
+        r.create(ostree::RepoMode::Bare, gio::Cancellable::NONE)
+            .unwrap();
+        r.prepare_transaction(gio::Cancellable::NONE).unwrap();
+        r
+    }
+
+    /// Import `tar` into `repo` with a pool of `n` writers on `writers_at`;
+    /// the writers commit when the import succeeded.
+    fn import(
+        repo: &ostree::Repo,
+        writers_at: &Path,
+        n: usize,
+        tar: &[u8],
+    ) -> (
+        Result<super::super::Imported, ImportError>,
+        Vec<Result<(), glib::Error>>,
+    ) {
+        let (pool, queues) = ObjectPool::new(n);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = queues
+                .into_iter()
+                .map(|q| s.spawn(move || ObjectPool::run_writer(writers_at, q)))
+                .collect();
+            let r = import_layer_from(
+                repo,
+                tar,
+                &ImportLimits::default(),
+                &LayerInfo {
+                    pool: Some(&pool),
+                    ..Default::default()
+                },
+            );
+            pool.finish(r.is_ok());
+            let done = handles.into_iter().map(|h| h.join().unwrap()).collect();
+            (r, done)
+        })
+    }
+
+    #[test]
+    fn objects_written_by_the_pool_are_in_the_repo_once_it_commits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("repo");
+        let repo = repo(&dir);
+        let (r, done) = import(&repo, &dir, 3, &layer());
+        let imported = r.unwrap();
+        assert!(done.iter().all(Result::is_ok), "{done:?}");
+        assert_eq!((imported.stats.files, imported.stats.symlinks), (3, 1));
+        // The root tree and its dirmeta are in the caller's transaction.
+        repo.commit_transaction(gio::Cancellable::NONE).unwrap();
+        for (path, size) in [("/etc/a", 1000), ("/etc/b", 2000), ("/usr/c", 3000)] {
+            let f = imported.root.resolve_relative_path(path);
+            let info = f
+                .query_info(
+                    "standard::size",
+                    gio::FileQueryInfoFlags::NONE,
+                    gio::Cancellable::NONE,
+                )
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert_eq!(info.size(), size, "{path}");
+        }
+        let link = imported.root.resolve_relative_path("/etc/link");
+        let info = link
+            .query_info(
+                "standard::symlink-target",
+                gio::FileQueryInfoFlags::NOFOLLOW_SYMLINKS,
+                gio::Cancellable::NONE,
+            )
+            .unwrap();
+        assert_eq!(info.symlink_target().unwrap().to_str(), Some("a"));
+        // Nothing is left staged.
+        let staged = std::fs::read_dir(dir.join("tmp"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("staging-"))
+            .count();
+        assert_eq!(staged, 0);
+    }
+
+    #[test]
+    fn a_failing_writer_fails_the_import_naming_the_entry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("repo");
+        let repo = repo(&dir);
+        // The writers cannot open their repo: every write fails.
+        let (r, done) = import(&repo, &tmp.path().join("nothing"), 2, &layer());
+        match r {
+            Err(ImportError::Write { path, source }) => {
+                assert!(
+                    ["etc/a", "etc/b", "usr/c", "etc/link"].contains(&path.as_str()),
+                    "{path}"
+                );
+                assert!(!source.message().is_empty());
+            }
+            Err(e) => panic!("{e:?}"),
+            Ok(_) => panic!("imported without writers"),
+        }
+        // Told to abort, the writers return what they have.
+        assert_eq!(done.len(), 2);
+        repo.abort_transaction(gio::Cancellable::NONE).unwrap();
+    }
+}
