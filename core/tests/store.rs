@@ -250,6 +250,11 @@ struct MemSource {
     /// `fail_at`.
     reads: Arc<AtomicUsize>,
     fail_at: Option<usize>,
+    /// Blobs being read at once (now, at most), and the condvar of `meet`.
+    open: Arc<(std::sync::Mutex<(usize, usize)>, std::sync::Condvar)>,
+    /// A blob's first read waits (up to 10 s) until this many were open at
+    /// once.
+    meet: Option<usize>,
 }
 
 impl MemSource {
@@ -260,7 +265,14 @@ impl MemSource {
             forks: true,
             reads: Arc::new(AtomicUsize::new(0)),
             fail_at: None,
+            open: Arc::default(),
+            meet: None,
         }
+    }
+
+    /// The most blobs that were open at once.
+    fn most_open(&self) -> usize {
+        self.open.0.lock().unwrap().1
     }
 }
 
@@ -270,10 +282,25 @@ struct Flaky {
     inner: Cursor<Vec<u8>>,
     reads: Arc<AtomicUsize>,
     fail_at: Option<usize>,
+    open: Arc<(std::sync::Mutex<(usize, usize)>, std::sync::Condvar)>,
+    meet: Option<usize>,
+}
+
+impl Drop for Flaky {
+    fn drop(&mut self) {
+        self.open.0.lock().unwrap().0 -= 1;
+    }
 }
 
 impl Read for Flaky {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(n) = self.meet.take() {
+            let (m, cv) = &*self.open;
+            let g = m.lock().unwrap();
+            let (_g, _) = cv
+                .wait_timeout_while(g, Duration::from_secs(10), |o| o.1 < n)
+                .unwrap();
+        }
         let n = self.reads.fetch_add(1, Ordering::SeqCst);
         if Some(n) == self.fail_at {
             return Err(io::Error::new(
@@ -313,10 +340,19 @@ impl ImageSource for MemSource {
             .iter()
             .find(|(x, _)| x.digest == d.digest)
             .expect("blob in test image");
+        {
+            let (m, cv) = &*self.open;
+            let mut o = m.lock().unwrap();
+            o.0 += 1;
+            o.1 = o.1.max(o.0);
+            cv.notify_all();
+        }
         Ok(Box::new(Flaky {
             inner: Cursor::new(b.clone()),
             reads: self.reads.clone(),
             fail_at: self.fail_at,
+            open: self.open.clone(),
+            meet: self.meet,
         }))
     }
 
@@ -1019,10 +1055,15 @@ fn many_files(seed: u64) -> TestImage {
 fn parallel_and_sequential_pulls_store_the_same_commits() {
     let img = many_files(1);
     let (par, seq) = (env(), env());
-    let r1 = pull(&par.store, &mut MemSource::new(&img), &mut NoProgress).unwrap();
+    // Two blobs are read at once (a pull runs at least two layer workers).
+    let mut two = MemSource::new(&img);
+    two.meet = Some(2);
+    let r1 = pull(&par.store, &mut two, &mut NoProgress).unwrap();
+    assert!(two.most_open() >= 2, "layers fetched at once");
     let mut one = MemSource::new(&img);
     one.forks = false;
     let r2 = pull(&seq.store, &mut one, &mut NoProgress).unwrap();
+    assert_eq!(one.most_open(), 1);
     assert_eq!((r1.layers_fetched, r2.layers_fetched), (3, 3));
     assert_eq!(r1.commit, r2.commit);
     assert_eq!(refs(&par.store), refs(&seq.store));

@@ -256,7 +256,7 @@ pub(super) fn fetch_layers<T>(
         work.wait_fetched();
         if work.stopped() {
             drop(abort);
-            let mut first = lock(&work.failure).take();
+            let first = lock(&work.failure).take();
             for h in helpers {
                 if let Err(panic) = h.join() {
                     std::panic::resume_unwind(panic);
@@ -267,9 +267,7 @@ pub(super) fn fetch_layers<T>(
                     std::panic::resume_unwind(panic);
                 }
             }
-            return Err(first
-                .take()
-                .expect("a stopped pull has a failure or a panic"));
+            return Err(first.expect("a stopped pull has a failure, or a panic resumed above"));
         }
         // Every layer is in: the writers and the other workers commit.
         let t0 = std::time::Instant::now();
