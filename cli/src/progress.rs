@@ -1,4 +1,5 @@
-//! The console side of a pull: a bar per layer on a terminal (stderr), plain
+//! The console side of a pull: a bar per layer on a terminal (stderr), under
+//! a bar for the whole image (a pull fetches a few layers at once), plain
 //! lines otherwise. The store reports through [`Progress`].
 
 use std::collections::HashMap;
@@ -21,6 +22,15 @@ pub struct ConsoleProgress {
     mode: Mode,
     total: usize,
     bars: HashMap<usize, ProgressBar>,
+    /// The whole image's bar (bars only).
+    image: Option<ProgressBar>,
+    /// Compressed bytes read so far, by layer; skipped layers count whole.
+    read: HashMap<usize, u64>,
+}
+
+/// The compressed bytes of layers `read` so far, out of all of them.
+fn image_position(read: &HashMap<usize, u64>) -> u64 {
+    read.values().sum()
 }
 
 impl ConsoleProgress {
@@ -36,6 +46,8 @@ impl ConsoleProgress {
             mode,
             total: 0,
             bars: HashMap::new(),
+            image: None,
+            read: HashMap::new(),
         }
     }
 
@@ -59,9 +71,25 @@ impl Progress for ConsoleProgress {
             img.layers.len(),
             img.manifest_digest
         ));
+        if let Mode::Bars(m) = &self.mode {
+            let pb = m.add(ProgressBar::new(img.layers.iter().map(|l| l.size).sum()));
+            pb.set_style(
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:30.green/blue}] {bytes}/{total_bytes} {bytes_per_sec}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            pb.set_prefix(format!("Image ({} layers)", img.layers.len()));
+            self.image = Some(pb);
+        }
     }
 
     fn layer_skipped(&mut self, idx: usize, d: &Descriptor) {
+        self.read.insert(idx, d.size);
+        if let Some(pb) = &self.image {
+            pb.set_position(image_position(&self.read));
+        }
         self.line(&format!(
             "Layer {}/{} {}: already present",
             idx + 1,
@@ -104,6 +132,10 @@ impl Progress for ConsoleProgress {
         if let Some(pb) = self.bars.get(&idx) {
             pb.set_position(read);
         }
+        self.read.insert(idx, read);
+        if let Some(pb) = &self.image {
+            pb.set_position(image_position(&self.read));
+        }
     }
 
     fn layer_done(&mut self, idx: usize, d: &Descriptor, s: &ImportStats) {
@@ -129,6 +161,9 @@ impl Progress for ConsoleProgress {
     }
 
     fn finished(&mut self, r: &PullReport) {
+        if let Some(pb) = self.image.take() {
+            pb.finish();
+        }
         if r.up_to_date {
             self.line(&format!(
                 "Image {} is up to date ({})",
@@ -145,5 +180,48 @@ impl Progress for ConsoleProgress {
                 HumanBytes(r.bytes_fetched)
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use indicatif::ProgressDrawTarget;
+
+    fn desc(n: u8, size: u64) -> Descriptor {
+        Descriptor {
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            digest: format!("sha256:{}", format!("{n:02x}").repeat(32)),
+            size,
+        }
+    }
+
+    #[test]
+    fn the_image_bar_adds_up_the_layers_in_flight_and_skipped() {
+        let layers = vec![desc(0, 1000), desc(1, 300), desc(2, 200)];
+        let img = ResolvedImage {
+            name: "example.com/x:latest".into(),
+            manifest_raw: Vec::new(),
+            manifest_digest: format!("sha256:{}", "ab".repeat(32)),
+            config_raw: Vec::new(),
+            config: desc(9, 10),
+            layers: layers.clone(),
+            diff_ids: Vec::new(),
+        };
+        let mut p = ConsoleProgress::new(true);
+        p.mode = Mode::Bars(MultiProgress::with_draw_target(ProgressDrawTarget::hidden()));
+        p.resolved(&img);
+        let image = p.image.clone().expect("an image bar");
+        assert_eq!(image.length(), Some(1500));
+        p.layer_skipped(1, &layers[1]);
+        p.layer_started(0, &layers[0]);
+        p.layer_started(2, &layers[2]);
+        p.layer_bytes(0, 400);
+        p.layer_bytes(2, 200);
+        assert_eq!(image.position(), 300 + 400 + 200);
+        assert_eq!(p.bars[&0].position(), 400);
+        p.layer_done(2, &layers[2], &ImportStats::default());
+        p.layer_bytes(0, 1000);
+        assert_eq!(image.position(), 1500);
     }
 }

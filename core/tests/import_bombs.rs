@@ -65,7 +65,7 @@ fn import_gz(
         limits,
         &LayerInfo {
             compressed_size: Some(blob.len() as u64),
-            blob: None,
+            ..Default::default()
         },
     );
     let (written, took) = (thread_wchar() - w0, t0.elapsed());

@@ -239,9 +239,22 @@ impl TestImage {
     }
 }
 
+/// Serves a test image from memory. It forks (so that a pull fetches a few
+/// layers at once) unless `forks` is false.
+#[derive(Clone)]
 struct MemSource {
     img: TestImage,
     opens: Arc<AtomicUsize>,
+    forks: bool,
+    /// Blob reads so far, over all forks; a read fails when it reaches
+    /// `fail_at`.
+    reads: Arc<AtomicUsize>,
+    fail_at: Option<usize>,
+    /// Blobs being read at once (now, at most), and the condvar of `meet`.
+    open: Arc<(std::sync::Mutex<(usize, usize)>, std::sync::Condvar)>,
+    /// A blob's first read waits (up to 10 s) until this many were open at
+    /// once.
+    meet: Option<usize>,
 }
 
 impl MemSource {
@@ -249,7 +262,55 @@ impl MemSource {
         MemSource {
             img: img.clone(),
             opens: Arc::new(AtomicUsize::new(0)),
+            forks: true,
+            reads: Arc::new(AtomicUsize::new(0)),
+            fail_at: None,
+            open: Arc::default(),
+            meet: None,
         }
+    }
+
+    /// The most blobs that were open at once.
+    fn most_open(&self) -> usize {
+        self.open.0.lock().unwrap().1
+    }
+}
+
+/// A blob body that fails at its source's `fail_at`-th read (a registry
+/// dropping the connection mid-pull).
+struct Flaky {
+    inner: Cursor<Vec<u8>>,
+    reads: Arc<AtomicUsize>,
+    fail_at: Option<usize>,
+    open: Arc<(std::sync::Mutex<(usize, usize)>, std::sync::Condvar)>,
+    meet: Option<usize>,
+}
+
+impl Drop for Flaky {
+    fn drop(&mut self) {
+        self.open.0.lock().unwrap().0 -= 1;
+    }
+}
+
+impl Read for Flaky {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(n) = self.meet.take() {
+            let (m, cv) = &*self.open;
+            let g = m.lock().unwrap();
+            let (_g, _) = cv
+                .wait_timeout_while(g, Duration::from_secs(10), |o| o.1 < n)
+                .unwrap();
+        }
+        let n = self.reads.fetch_add(1, Ordering::SeqCst);
+        if Some(n) == self.fail_at {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "the registry went away",
+            ));
+        }
+        // Small reads, so that the layers of a pull overlap.
+        let k = buf.len().min(16 * 1024);
+        self.inner.read(&mut buf[..k])
     }
 }
 
@@ -279,7 +340,25 @@ impl ImageSource for MemSource {
             .iter()
             .find(|(x, _)| x.digest == d.digest)
             .expect("blob in test image");
-        Ok(Box::new(Cursor::new(b.clone())))
+        {
+            let (m, cv) = &*self.open;
+            let mut o = m.lock().unwrap();
+            o.0 += 1;
+            o.1 = o.1.max(o.0);
+            cv.notify_all();
+        }
+        Ok(Box::new(Flaky {
+            inner: Cursor::new(b.clone()),
+            reads: self.reads.clone(),
+            fail_at: self.fail_at,
+            open: self.open.clone(),
+            meet: self.meet,
+        }))
+    }
+
+    fn fork(&self) -> Option<Box<dyn ImageSource>> {
+        self.forks
+            .then(|| Box::new(self.clone()) as Box<dyn ImageSource>)
     }
 }
 
@@ -949,6 +1028,122 @@ fn uncompressed_and_repeated_layers() {
     assert_eq!((r.layers_fetched, r.layers_skipped, opens), (2, 1, 2));
     let info = e.store.image("example.com/plain").unwrap();
     assert_eq!(e.store.read_file(&info, "/x").unwrap().unwrap(), b"x");
+}
+
+/// Three layers of a few hundred files each, built from `seed`.
+fn many_files(seed: u64) -> TestImage {
+    let layers = (0..3u64)
+        .map(|l| {
+            let mut t = Layer::new().dir(&format!("l{l}"), 0o755);
+            for i in 0..300u64 {
+                let data = noise(seed * 1000 + l * 300 + i, 100 + (i as usize * 37) % 5000);
+                t = t.file(&format!("l{l}/f{i}"), &data, 0o644);
+                if i % 10 == 0 {
+                    t = t.symlink(&format!("l{l}/s{i}"), &format!("f{i}"));
+                }
+            }
+            // The same file in every layer: one object.
+            t.file("shared", b"in every layer", 0o644).tar()
+        })
+        .collect();
+    TestImage::new(&format!("example.com/many{seed}"), layers)
+}
+
+/// Layers fetched at once give the very commits that layers fetched one
+/// after the other give, objects included.
+#[test]
+fn parallel_and_sequential_pulls_store_the_same_commits() {
+    let img = many_files(1);
+    let (par, seq) = (env(), env());
+    // Two blobs are read at once (a pull runs at least two layer workers).
+    let mut two = MemSource::new(&img);
+    two.meet = Some(2);
+    let r1 = pull(&par.store, &mut two, &mut NoProgress).unwrap();
+    assert!(two.most_open() >= 2, "layers fetched at once");
+    let mut one = MemSource::new(&img);
+    one.forks = false;
+    let r2 = pull(&seq.store, &mut one, &mut NoProgress).unwrap();
+    assert_eq!(one.most_open(), 1);
+    assert_eq!((r1.layers_fetched, r2.layers_fetched), (3, 3));
+    assert_eq!(r1.commit, r2.commit);
+    assert_eq!(refs(&par.store), refs(&seq.store));
+    for d in img.layer_digests() {
+        let c = par.store.layer_commit(&d).unwrap().expect("layer ref");
+        assert_eq!(Some(c.clone()), seq.store.layer_commit(&d).unwrap());
+        let a = ostree(&par.store.repo_path(), &["ls", "-R", "-C", &c]);
+        let b = ostree(&seq.store.repo_path(), &["ls", "-R", "-C", &c]);
+        assert_eq!(a, b);
+        assert_eq!(a.lines().count(), 300 + 30 + 3, "{a}");
+    }
+    for e in [&par, &seq] {
+        ostree(&e.store.repo_path(), &["fsck"]);
+        // Nothing left partial, nothing left staged.
+        let state = e.store.repo_path().join("state");
+        let partial: Vec<_> = std::fs::read_dir(&state).unwrap().collect();
+        assert!(partial.is_empty(), "{partial:?}");
+        let tmp = e.store.repo_path().join("tmp");
+        let staged = std::fs::read_dir(&tmp)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("staging-"))
+            .count();
+        assert_eq!(staged, 0, "staging directories left in {}", tmp.display());
+    }
+    let info = par.store.image("example.com/many1").unwrap();
+    assert_eq!(
+        par.store.read_file(&info, "/shared").unwrap().unwrap(),
+        b"in every layer"
+    );
+}
+
+/// The registry fails in the middle of a pull, with layers in flight: the
+/// pull fails naming the failure, no ref is written, the image already
+/// stored is intact, and the next pull completes.
+#[test]
+fn a_source_failing_mid_pull_leaves_the_store_as_it_was() {
+    let e = env();
+    let old = many_files(2);
+    let (r_old, _) = do_pull(&e.store, &old).unwrap();
+    let revs = |store: &Store| -> Vec<String> {
+        refs(store)
+            .iter()
+            .map(|r| ostree(&store.repo_path(), &["rev-parse", r]))
+            .collect()
+    };
+    let before = refs(&e.store);
+    let before_revs = revs(&e.store);
+    let img = many_files(3);
+    // Half the blobs' 16 kB reads: layers are under way.
+    let reads: usize = img
+        .blobs
+        .iter()
+        .map(|(_, b)| b.len().div_ceil(16 * 1024))
+        .sum();
+    let mut src = MemSource::new(&img);
+    src.fail_at = Some(reads / 2);
+    let err = pull(&e.store, &mut src, &mut NoProgress).expect_err("the source failed");
+    let msg = chain(&err);
+    assert!(msg.contains("the registry went away"), "{msg}");
+    assert!(
+        src.reads.load(Ordering::SeqCst) < reads,
+        "failed before the end"
+    );
+    assert_eq!(refs(&e.store), before);
+    assert_eq!(revs(&e.store), before_revs);
+    assert!(before_revs.contains(&format!("{}\n", r_old.commit)));
+    assert!(matches!(
+        e.store.image("example.com/many3"),
+        Err(StoreError::ImageNotFound { .. })
+    ));
+    ostree(&e.store.repo_path(), &["fsck"]);
+    let info = e.store.image("example.com/many2").unwrap();
+    assert_eq!(
+        e.store.read_file(&info, "/shared").unwrap().unwrap(),
+        b"in every layer"
+    );
+    let (r, _) = do_pull(&e.store, &img).unwrap();
+    assert_eq!(r.layers_fetched, 3);
+    ostree(&e.store.repo_path(), &["fsck"]);
 }
 
 #[test]

@@ -374,6 +374,20 @@ impl ImageSource for DockerArchiveSource {
             }),
         }
     }
+
+    /// Blobs are read with `pread`, so a duplicate of the file descriptor
+    /// reads its own at the same time.
+    fn fork(&self) -> Option<Box<dyn ImageSource>> {
+        Some(Box::new(DockerArchiveSource {
+            label: self.label.clone(),
+            file: self.file.try_clone().ok()?,
+            files: self.files.clone(),
+            links: self.links.clone(),
+            name: self.name.clone(),
+            fallback_name: self.fallback_name.clone(),
+            blobs: self.blobs.clone(),
+        }))
+    }
 }
 
 fn hash_section(file: &File, s: Span) -> io::Result<String> {

@@ -141,6 +141,13 @@ pub trait ImageSource: Send {
     /// Raw blob bytes (possibly compressed), streamed; NOT verified: the
     /// caller wraps it in [`DigestReader`].
     fn open_blob(&mut self, d: &Descriptor) -> Result<Box<dyn Read + Send + '_>, SourceError>;
+    /// Another handle on the same source, after [`resolve`](Self::resolve),
+    /// that streams blobs from another thread while this one streams its
+    /// own: a pull fetches a few layers at once. `None` (the default): blobs
+    /// are streamed one at a time.
+    fn fork(&self) -> Option<Box<dyn ImageSource>> {
+        None
+    }
 }
 
 #[derive(Debug, Error)]

@@ -17,6 +17,7 @@ use crate::imgref::{digest_hex, ImageRef};
 
 pub const REF_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 
+#[derive(Clone)]
 pub struct OciLayoutSource {
     dir: PathBuf,
     reference: Option<String>,
@@ -195,6 +196,10 @@ impl ImageSource for OciLayoutSource {
             source: e,
         })?;
         Ok(Box::new(f))
+    }
+
+    fn fork(&self) -> Option<Box<dyn ImageSource>> {
+        Some(Box::new(self.clone()))
     }
 }
 

@@ -64,7 +64,9 @@ enum Auth {
     },
 }
 
-/// A client for one repository on one registry.
+/// A client for one repository on one registry. A clone shares the
+/// connection pool, and starts with the same scheme and token.
+#[derive(Clone)]
 pub struct RegistryClient {
     agent: ureq::Agent,
     tls: Option<Arc<rustls::ClientConfig>>,
@@ -680,6 +682,7 @@ fn check_length(resp: &ureq::Response, limit: u64, what: &str) -> Result<(), Sou
 }
 
 /// `[docker://|http:]REGISTRY/NAME[:TAG|@DIGEST]`.
+#[derive(Clone)]
 pub struct RegistrySource {
     image: ImageRef,
     client: RegistryClient,
@@ -803,5 +806,9 @@ impl ImageSource for RegistrySource {
         let what = format!("blob {} of {}", d.digest, self.image.name());
         let resp = self.client.blob(d, &what)?;
         Ok(Box::new(self.client.blob_body(resp, d, &what)))
+    }
+
+    fn fork(&self) -> Option<Box<dyn ImageSource>> {
+        Some(Box::new(self.clone()))
     }
 }

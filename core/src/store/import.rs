@@ -33,10 +33,12 @@ mod budget;
 mod entry;
 mod guard;
 mod path;
+mod pool;
 mod writer;
 pub use budget::{BlobProgress, ContentSizes, RECHECK_BYTES};
 pub use path::normalize;
 use path::show;
+pub use pool::{ObjectPool, WriterQueue, MAX_QUEUED};
 pub(crate) use writer::DirMetas;
 
 /// Longest accepted path, in bytes (Linux `PATH_MAX`).
@@ -345,6 +347,10 @@ pub struct LayerInfo<'a> {
     /// it is written, and a failed blob stops the import at its next
     /// free-space lookup.
     pub blob: Option<&'a BlobProgress>,
+    /// Writers for the layer's content objects (see [`ObjectPool`]), which
+    /// commit their own transactions; `None`: the objects are written on
+    /// this thread, into `repo`'s transaction.
+    pub pool: Option<&'a ObjectPool>,
 }
 
 /// [`import_layer_with`], knowing more about the layer.
@@ -354,9 +360,10 @@ pub fn import_layer_from<'r, R: Read>(
     limits: &ImportLimits,
     info: &LayerInfo<'r>,
 ) -> Result<Imported, ImportError> {
-    let space = budget::Space::new(budget::repo_dir(repo), limits, info.blob)?;
+    let space = budget::Space::new(budget::repo_dir(repo), limits, info.blob, info.pool)?;
     let mut sparse = budget::SparseCap::new(limits, info.compressed_size, info.blob);
-    let mut imp = writer::Importer::new(repo, space)?;
+    let pool = info.pool.map(ObjectPool::handle).transpose()?;
+    let mut imp = writer::Importer::new(repo, space, pool)?;
     let guard = guard::HeaderGuard::new(r, limits.max_header_bytes);
     let refused = guard.refused.clone();
     let entry_header = guard.entry_header.clone();
@@ -500,6 +507,9 @@ pub fn import_layer_from<'r, R: Read>(
         source,
     })?;
     imp.stats.tar_bytes = counter.n;
+    if let Some(p) = &mut imp.pool {
+        p.wait()?;
+    }
     let written = repo
         .write_mtree(&imp.root, gio::Cancellable::NONE)
         .map_err(|source| ImportError::Write {

@@ -1,33 +1,34 @@
-//! `pull`: an [`ImageSource`] into the store, in one OSTree transaction.
+//! `pull`: an [`ImageSource`] into the store.
 //!
 //! For each layer not yet present: `open_blob` -> verify the compressed
-//! digest -> decompress -> verify the `diff_id` -> import. The image ref is
-//! set only after every layer is committed and verified; any error aborts the
-//! transaction, so no ref is left behind (the repo is as it was; objects
-//! already staged are reused by libostree on the next attempt).
+//! digest -> decompress -> verify the `diff_id` -> import; a few layers at
+//! once, their content objects written by a pool of threads (see
+//! `workers`). The refs are written only after every layer is imported and
+//! verified and every transaction of the pull committed (its objects
+//! durable), each ref synced on its own, the layer refs before the image
+//! ref. Any error aborts every transaction, so no ref is left behind (the
+//! repo is as it was; objects already staged are reused by libostree on
+//! the next attempt).
+//!
+//! The parts: `workers` (the layers fetched at once), `layer` (one layer's
+//! blob into the store), `pipe` (between a layer's reader thread and its
+//! importer).
 
-use std::collections::HashMap;
-use std::io::{self, Read};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::collections::HashSet;
 
 use glib::prelude::*;
 
-use super::import::{
-    import_layer_from, BlobProgress, ImportError, ImportLimits, ImportStats, LayerInfo,
-};
+use super::import::ImportStats;
 use super::lock::LockMode;
-use super::readahead::ReadAhead;
 use super::{Store, StoreError};
-use super::{
-    META_CONFIG, META_LAYER, META_LAYER_DIFF_ID, META_LAYER_MEDIA_TYPE, META_LAYER_SIZE,
-    META_LAYER_TAR_SIZE, META_MANIFEST, META_MANIFEST_DIGEST, META_NAME,
-};
+use super::{META_CONFIG, META_MANIFEST, META_MANIFEST_DIGEST, META_NAME};
 use crate::imgref;
-use crate::source::{
-    self, Descriptor, DigestReader, ImageSource, ResolvedImage, SlowTransfer, SourceError,
-};
+use crate::source::{Descriptor, ImageSource, ResolvedImage};
+
+mod layer;
+mod pipe;
+mod workers;
+pub use workers::{MAX_LAYERS_IN_FLIGHT, MAX_WRITERS};
 
 /// Receives pull events. Every method has an empty default.
 pub trait Progress: Send {
@@ -61,29 +62,6 @@ pub struct PullReport {
     pub dropped_special: u64,
     /// The image was already stored with the same manifest: nothing changed.
     pub up_to_date: bool,
-}
-
-struct ProgressReader<'p, R> {
-    inner: R,
-    n: u64,
-    /// `n`, for the importer.
-    shared: &'p AtomicU64,
-    last: u64,
-    idx: usize,
-    progress: &'p mut dyn Progress,
-}
-
-impl<R: Read> Read for ProgressReader<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.n += n as u64;
-        self.shared.store(self.n, Ordering::Relaxed);
-        if n == 0 || self.n - self.last >= 256 * 1024 {
-            self.last = self.n;
-            self.progress.layer_bytes(self.idx, self.n);
-        }
-        Ok(n)
-    }
 }
 
 /// Aborts the transaction unless committed.
@@ -151,6 +129,36 @@ fn write_commit(
         what: format!("write commit for {subject}"),
         source,
     })
+}
+
+/// The image commit: an empty tree, the manifest and config as metadata;
+/// written into `repo`'s transaction, marked partial.
+fn write_image_commit(
+    repo: &ostree::Repo,
+    img: &ResolvedImage,
+    name: &str,
+) -> Result<String, StoreError> {
+    let write_err = |source| StoreError::Transaction {
+        what: "write image root".into(),
+        source,
+    };
+    let mtree = ostree::MutableTree::new();
+    let mut metas = super::import::DirMetas::new();
+    let dm = metas.get(repo, 0, 0, 0o755, None).map_err(write_err)?;
+    mtree.set_metadata_checksum(&dm);
+    let root = repo
+        .write_mtree(&mtree, gio::Cancellable::NONE)
+        .map_err(write_err)?
+        .downcast::<ostree::RepoFile>()
+        .expect("write_mtree returns an OstreeRepoFile");
+    let meta = glib::VariantDict::new(None);
+    let manifest = String::from_utf8_lossy(&img.manifest_raw).into_owned();
+    let config = String::from_utf8_lossy(&img.config_raw).into_owned();
+    meta.insert(META_MANIFEST, manifest);
+    meta.insert(META_MANIFEST_DIGEST, img.manifest_digest.clone());
+    meta.insert(META_CONFIG, config);
+    meta.insert(META_NAME, name);
+    write_commit(repo, name, &meta, &root)
 }
 
 fn check_resolved(img: &ResolvedImage, desc: &str) -> Result<(), StoreError> {
@@ -272,9 +280,11 @@ pub fn pull_checked(
 
     let txn = Txn::begin(repo)?;
     crate::failpoint!("pull.txn-begun");
-    let mut this_pull: HashMap<String, String> = HashMap::new();
+    // The layers to fetch: each digest once, unless stored already.
+    let mut todo = Vec::new();
+    let mut planned = HashSet::new();
     for (i, (d, diff_id)) in img.layers.iter().zip(&img.diff_ids).enumerate() {
-        if this_pull.contains_key(&d.digest) {
+        if planned.contains(&d.digest) {
             report.layers_skipped += 1;
             progress.layer_skipped(i, d);
             continue;
@@ -292,57 +302,38 @@ pub fn pull_checked(
             progress.layer_skipped(i, d);
             continue;
         }
-        progress.layer_started(i, d);
-        let (commit, stats, read) = fetch_layer(
-            repo,
-            store.import_limits(),
-            src,
-            &desc,
-            &name,
-            i,
-            d,
-            diff_id,
-            progress,
-        )?;
-        crate::failpoint!("pull.layer-written");
-        repo.transaction_set_ref(None, &imgref::layer_branch(&d.digest)?, Some(&commit));
-        this_pull.insert(d.digest.clone(), commit);
-        report.layers_fetched += 1;
-        report.bytes_fetched += read;
-        report.dropped_special += stats.dropped_special;
-        progress.layer_done(i, d, &stats);
+        planned.insert(d.digest.clone());
+        todo.push(i);
     }
-
-    // The image commit: an empty tree, the manifest and config as metadata.
-    let mtree = ostree::MutableTree::new();
-    let mut metas = super::import::DirMetas::new();
-    let dm = metas
-        .get(repo, 0, 0, 0o755, None)
-        .map_err(|source| StoreError::Transaction {
-            what: "write image root".into(),
-            source,
+    // Every object durable, in the transactions of the pull's threads and
+    // this one (which holds the image commit), all committed at once.
+    let (fetched, commit) =
+        workers::fetch_layers(store, src, &img, &todo, &desc, &name, progress, || {
+            let commit = write_image_commit(repo, &img, &name)?;
+            crate::failpoint!("pull.image-commit-written");
+            txn.commit()?;
+            Ok(commit)
         })?;
-    mtree.set_metadata_checksum(&dm);
-    let root = repo
-        .write_mtree(&mtree, gio::Cancellable::NONE)
-        .map_err(|source| StoreError::Transaction {
-            what: "write image root".into(),
-            source,
-        })?
-        .downcast::<ostree::RepoFile>()
-        .expect("write_mtree returns an OstreeRepoFile");
-    let meta = glib::VariantDict::new(None);
-    let manifest = String::from_utf8_lossy(&img.manifest_raw).into_owned();
-    let config = String::from_utf8_lossy(&img.config_raw).into_owned();
-    meta.insert(META_MANIFEST, manifest);
-    meta.insert(META_MANIFEST_DIGEST, img.manifest_digest.clone());
-    meta.insert(META_CONFIG, config);
-    meta.insert(META_NAME, name.clone());
-    let commit = write_commit(repo, &name, &meta, &root)?;
-    crate::failpoint!("pull.image-commit-written");
-    repo.transaction_set_ref(None, &image_ref, Some(&commit));
-    txn.commit()?;
-    for c in this_pull.values().chain(std::iter::once(&commit)) {
+    crate::failpoint!("pull.objects-committed");
+    // Then the refs, each written and synced on its own: the layers' before
+    // the image's.
+    let set_ref = |branch: &str, commit: &str| {
+        repo.set_ref_immediate(None, branch, Some(commit), gio::Cancellable::NONE)
+            .map_err(|source| StoreError::SetRef {
+                name: branch.to_string(),
+                source,
+            })
+    };
+    for f in &fetched {
+        let d = &img.layers[f.idx];
+        set_ref(&imgref::layer_branch(&d.digest)?, &f.commit)?;
+        report.layers_fetched += 1;
+        report.bytes_fetched += d.size;
+        report.dropped_special += f.stats.dropped_special;
+    }
+    crate::failpoint!("pull.layer-refs-written");
+    set_ref(&image_ref, &commit)?;
+    for c in fetched.iter().map(|f| &f.commit).chain([&commit]) {
         repo.mark_commit_partial(c, false)
             .map_err(|source| StoreError::Transaction {
                 what: format!("mark commit {c} complete"),
@@ -353,248 +344,4 @@ pub fn pull_checked(
     report.commit = commit;
     progress.finished(&report);
     Ok(report)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn fetch_layer(
-    repo: &ostree::Repo,
-    limits: &ImportLimits,
-    src: &mut dyn ImageSource,
-    desc: &str,
-    name: &str,
-    idx: usize,
-    d: &Descriptor,
-    diff_id: &str,
-    progress: &mut dyn Progress,
-) -> Result<(String, ImportStats, u64), StoreError> {
-    let src_err = |source| StoreError::Source {
-        source_desc: desc.to_string(),
-        source,
-    };
-    let raw = src.open_blob(d).map_err(src_err)?;
-    // Two threads: this one parses the tar stream and writes objects; the
-    // reader fetches, verifies the blob digest, decompresses and verifies the
-    // diff_id, a few chunks ahead (bounded: memory stays flat). It reports
-    // its progress in `blob`: the importer may wait for compressed bytes to
-    // back a sparse file, and stops when the blob fails.
-    let blob = BlobProgress::default();
-    let (imported, fed) = std::thread::scope(|s| {
-        let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(PIPE_CHUNKS);
-        let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
-        let blob = &blob;
-        let reader = s.spawn(move || feed(raw, d, diff_id, idx, progress, tx, back_rx, blob));
-        let imported = import_layer_from(
-            repo,
-            ChunkReader {
-                rx,
-                back: back_tx,
-                cur: Vec::new(),
-                pos: 0,
-            },
-            limits,
-            &LayerInfo {
-                compressed_size: Some(d.size),
-                blob: Some(blob),
-            },
-        );
-        let fed = match reader.join() {
-            Ok(f) => f,
-            Err(panic) => std::panic::resume_unwind(panic),
-        };
-        (imported, fed)
-    });
-    let verified = match fed {
-        Fed::Decompress(source) => return Err(src_err(source)),
-        Fed::Done(v) => v,
-    };
-    // A blob too slow on every attempt: the reader says so on every read
-    // after, so the final read to the end of the blob carries it.
-    if let Some(slow) = verified.as_ref().err().and_then(SlowTransfer::from_io) {
-        return Err(src_err(SourceError::Slow(slow.clone())));
-    }
-    let imported = match (imported, verified) {
-        // Stopped by the reader: its error is the cause.
-        (Err(ImportError::Stopped { .. }), Err(source)) => {
-            return Err(StoreError::LayerVerify {
-                name: name.to_string(),
-                digest: d.digest.clone(),
-                source,
-            })
-        }
-        (_, Err(source)) if source.kind() == io::ErrorKind::InvalidData => {
-            return Err(StoreError::LayerVerify {
-                name: name.to_string(),
-                digest: d.digest.clone(),
-                source,
-            })
-        }
-        (Err(source), _) => {
-            return Err(StoreError::Layer {
-                name: name.to_string(),
-                digest: d.digest.clone(),
-                source: Box::new(source),
-            })
-        }
-        (Ok(_), Err(source)) => {
-            return Err(StoreError::LayerVerify {
-                name: name.to_string(),
-                digest: d.digest.clone(),
-                source,
-            })
-        }
-        (Ok(i), Ok(_)) => i,
-    };
-    let stats = imported.stats;
-    let meta = glib::VariantDict::new(None);
-    meta.insert(META_LAYER, d.digest.clone());
-    meta.insert(META_LAYER_SIZE, d.size);
-    meta.insert(META_LAYER_MEDIA_TYPE, d.media_type.clone());
-    meta.insert(META_LAYER_DIFF_ID, diff_id.to_string());
-    meta.insert(META_LAYER_TAR_SIZE, stats.tar_bytes);
-    let commit = write_commit(repo, &d.digest, &meta, &imported.root)?;
-    Ok((commit, stats, d.size))
-}
-
-/// Chunks in flight between the reader thread and the importer.
-const PIPE_CHUNKS: usize = 4;
-const CHUNK: usize = 256 * 1024;
-
-/// How the reader thread ended.
-enum Fed {
-    /// The layer's compression could not be set up.
-    Decompress(source::SourceError),
-    /// The decompressed stream was fed (or the importer stopped); then the
-    /// blob was read to its end: the verdict of its digest check. The
-    /// decompressor may stop at the end of its frame, and when the import
-    /// failed, a digest mismatch is the better explanation (a tampered blob
-    /// usually breaks the decompressor first).
-    Done(io::Result<u64>),
-}
-
-/// Marks the blob failed unless it completed, however the reader thread
-/// ends (a panic included): the importer may be waiting for it.
-struct Exit<'a>(&'a BlobProgress);
-
-impl Drop for Exit<'_> {
-    fn drop(&mut self) {
-        if !self.0.complete.load(Ordering::Acquire) {
-            self.0.failed.store(true, Ordering::Release);
-        }
-    }
-}
-
-/// The reader thread: blob -> digest check -> decompress -> diff_id check ->
-/// chunks on `tx`. A read error is sent once, then the channel closes. While
-/// the pipe is full, it reads ahead the compressed bytes that the importer
-/// waits for.
-#[allow(clippy::too_many_arguments)]
-fn feed(
-    raw: Box<dyn Read + Send + '_>,
-    d: &Descriptor,
-    diff_id: &str,
-    idx: usize,
-    progress: &mut dyn Progress,
-    tx: mpsc::SyncSender<io::Result<Vec<u8>>>,
-    back: mpsc::Receiver<Vec<u8>>,
-    blob: &BlobProgress,
-) -> Fed {
-    let _exit = Exit(blob);
-    let counted = ProgressReader {
-        inner: raw,
-        n: 0,
-        shared: &blob.read,
-        last: 0,
-        idx,
-        progress,
-    };
-    let mut compressed = ReadAhead::new(DigestReader::new(counted, &d.digest, Some(d.size)));
-    'pipe: {
-        let dec = match source::decompress(d, Box::new(compressed.handle())) {
-            Ok(dec) => dec,
-            Err(e) => return Fed::Decompress(e),
-        };
-        let mut tar = DigestReader::new(dec, diff_id, None);
-        loop {
-            let mut buf = back.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
-            buf.resize(CHUNK, 0);
-            let mut item = match read_full(&mut tar, &mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    buf.truncate(n);
-                    Ok(buf)
-                }
-                Err(e) => {
-                    blob.failed.store(true, Ordering::Release);
-                    let _ = tx.send(Err(e));
-                    break;
-                }
-            };
-            loop {
-                match tx.try_send(item) {
-                    Ok(()) => break,
-                    Err(mpsc::TrySendError::Disconnected(_)) => break 'pipe, // the importer stopped
-                    Err(mpsc::TrySendError::Full(back)) => item = back,
-                }
-                match compressed.read_ahead(blob) {
-                    Ok(true) => {}
-                    Ok(false) => std::thread::sleep(Duration::from_millis(1)),
-                    // The digest check keeps the error for the final drain.
-                    Err(_) => {
-                        blob.failed.store(true, Ordering::Release);
-                        break 'pipe;
-                    }
-                }
-            }
-        }
-    }
-    drop(tx);
-    let verdict = io::copy(&mut compressed, &mut io::sink());
-    if verdict.is_ok() {
-        blob.complete.store(true, Ordering::Release);
-    }
-    Fed::Done(verdict)
-}
-
-/// Read until `buf` is full or EOF.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
-/// The importer's end of the pipe; spent chunks go back for reuse.
-struct ChunkReader {
-    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
-    back: mpsc::Sender<Vec<u8>>,
-    cur: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.cur.len() {
-            match self.rx.recv() {
-                Ok(Ok(next)) => {
-                    let spent = std::mem::replace(&mut self.cur, next);
-                    if spent.capacity() > 0 {
-                        let _ = self.back.send(spent);
-                    }
-                    self.pos = 0;
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
 }

@@ -39,12 +39,20 @@ impl<R: Read> ReadAhead<R> {
         ReadAhead(self.0.clone())
     }
 
+    /// Whether the importer wants more compressed bytes than were read, and
+    /// the blob may still have them: [`read_ahead`](Self::read_ahead) has
+    /// something to do.
+    pub(super) fn wanted(&self, blob: &BlobProgress) -> bool {
+        let s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        !s.done && blob.read.load(Ordering::SeqCst) < blob.wanted.load(Ordering::SeqCst)
+    }
+
     /// When the importer wants more compressed bytes than were read, read
     /// one more piece ahead (at the blob's end, mark it complete). False
     /// when there was nothing to do.
     pub(super) fn read_ahead(&self, blob: &BlobProgress) -> io::Result<bool> {
         let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if s.done || blob.read.load(Ordering::Acquire) >= blob.wanted.load(Ordering::Acquire) {
+        if s.done || blob.read.load(Ordering::SeqCst) >= blob.wanted.load(Ordering::SeqCst) {
             return Ok(false);
         }
         if s.pos > 0 && s.pos == s.buf.len() {
@@ -60,7 +68,7 @@ impl<R: Read> ReadAhead<R> {
         match r {
             Ok(0) => {
                 s.done = true;
-                blob.complete.store(true, Ordering::Release);
+                blob.set_complete();
             }
             Ok(_) => {}
             Err(e) => {

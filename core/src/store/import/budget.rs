@@ -9,7 +9,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
+use super::pool::ObjectPool;
 use super::{ImportError, ImportLimits};
 
 /// Free space is looked up again after this many bytes were written.
@@ -43,6 +45,10 @@ impl From<crate::store::sparse::SparseSizes> for ContentSizes {
 
 /// How far the caller has read a layer's compressed blob, shared with the
 /// import while it runs (`pull` reads in another thread).
+///
+/// Whoever changes it calls [`BlobProgress::notify`] (or a method that does)
+/// to wake the other side; a waiter checks its condition under the same
+/// lock, so no wake-up is lost and nobody polls.
 #[derive(Debug, Default)]
 pub struct BlobProgress {
     /// Compressed bytes read so far.
@@ -54,6 +60,58 @@ pub struct BlobProgress {
     pub complete: AtomicBool,
     /// The blob failed (or the reader is gone): the import stops.
     pub failed: AtomicBool,
+    /// The threads waiting in [`wait_while`](Self::wait_while).
+    waiters: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl BlobProgress {
+    /// Wake every thread waiting on this blob (after a change of its state,
+    /// or of anything a waiter's condition reads).
+    pub fn notify(&self) {
+        let waiting = *self.waiters.lock().unwrap_or_else(PoisonError::into_inner) > 0;
+        if waiting {
+            self.changed.notify_all();
+        }
+    }
+
+    /// Block while `busy()` holds, re-checking it after each
+    /// [`notify`](Self::notify).
+    pub fn wait_while(&self, mut busy: impl FnMut() -> bool) {
+        let mut g = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+        while busy() {
+            *g += 1;
+            g = self.changed.wait(g).unwrap_or_else(PoisonError::into_inner);
+            *g -= 1;
+        }
+    }
+
+    /// `n` compressed bytes were read; wakes an import that waits for them.
+    pub fn set_read(&self, n: u64) {
+        let before = self.read.swap(n, Ordering::SeqCst);
+        let wanted = self.wanted.load(Ordering::SeqCst);
+        if before < wanted && n >= wanted {
+            self.notify();
+        }
+    }
+
+    /// The import needs `n` compressed bytes read (see [`SparseCap`]).
+    pub fn want(&self, n: u64) {
+        self.wanted.fetch_max(n, Ordering::SeqCst);
+        self.notify();
+    }
+
+    /// The blob failed, or its reader is gone.
+    pub fn fail(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+        self.notify();
+    }
+
+    /// The blob was read whole and verified.
+    pub fn set_complete(&self) {
+        self.complete.store(true, Ordering::SeqCst);
+        self.notify();
+    }
 }
 
 /// The cap on the declared bytes of a layer's sparse entries: the larger of
@@ -124,20 +182,19 @@ impl<'a> SparseCap<'a> {
             return Err(self.refuse(path, sizes, total, compressed));
         }
         if let Some(b) = self.blob {
-            if b.read.load(Ordering::Acquire) < need {
-                b.wanted.fetch_max(need, Ordering::AcqRel);
-                loop {
-                    if b.failed.load(Ordering::Acquire) {
-                        return Err(ImportError::Stopped { path: path.into() });
-                    }
-                    let read = b.read.load(Ordering::Acquire);
-                    if read >= need {
-                        break;
-                    }
-                    if b.complete.load(Ordering::Acquire) {
-                        return Err(self.refuse(path, sizes, total, read));
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(1));
+            if b.read.load(Ordering::SeqCst) < need {
+                b.want(need);
+                b.wait_while(|| {
+                    !b.failed.load(Ordering::SeqCst)
+                        && !b.complete.load(Ordering::SeqCst)
+                        && b.read.load(Ordering::SeqCst) < need
+                });
+                let read = b.read.load(Ordering::SeqCst);
+                if b.failed.load(Ordering::SeqCst) {
+                    return Err(ImportError::Stopped { path: path.into() });
+                }
+                if read < need {
+                    return Err(self.refuse(path, sizes, total, read));
                 }
             }
         }
@@ -146,20 +203,31 @@ impl<'a> SparseCap<'a> {
     }
 }
 
-/// Free space of the repo's filesystem, as the import spends it.
-#[derive(Debug)]
-pub(super) struct Space<'a> {
-    /// Where statvfs(2) looks.
-    dir: PathBuf,
-    min_free_percent: u64,
-    /// Bytes that may still be written: free less the reserve at the last
-    /// lookup, less what was charged since.
+/// What the imports that share it may still write: the free space less the
+/// reserve at the last lookup, less what was charged since.
+#[derive(Debug, Default)]
+pub(crate) struct Ledger {
+    /// Bytes that may still be written.
     budget: u64,
     /// Bytes charged since the last lookup.
     since: u64,
     /// Free and reserved bytes at the last lookup (for errors).
     free: u64,
     reserve: u64,
+}
+
+/// Free space of the repo's filesystem, as the import spends it. Imports
+/// that run at once, into one [`ObjectPool`], share its ledger: what one
+/// charges, the others cannot spend, and a lookup counts the objects still
+/// queued for the pool's writers as spent.
+#[derive(Debug)]
+pub(super) struct Space<'a> {
+    /// Where statvfs(2) looks.
+    dir: PathBuf,
+    min_free_percent: u64,
+    /// The ledger when there is no pool.
+    own: Mutex<Ledger>,
+    pool: Option<&'a ObjectPool>,
     /// The caller's reader, whose failure stops the import.
     blob: Option<&'a BlobProgress>,
 }
@@ -169,21 +237,27 @@ impl<'a> Space<'a> {
         dir: PathBuf,
         limits: &ImportLimits,
         blob: Option<&'a BlobProgress>,
+        pool: Option<&'a ObjectPool>,
     ) -> Result<Self, ImportError> {
-        let mut s = Space {
+        let s = Space {
             dir,
             min_free_percent: limits.min_free_percent,
-            budget: 0,
-            since: 0,
-            free: 0,
-            reserve: 0,
+            own: Mutex::default(),
+            pool,
             blob,
         };
-        s.lookup("/")?;
+        s.lookup(&mut s.ledger(), "/")?;
         Ok(s)
     }
 
-    fn lookup(&mut self, path: &str) -> Result<(), ImportError> {
+    fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        match self.pool {
+            Some(p) => p.ledger(),
+            None => self.own.lock().unwrap_or_else(PoisonError::into_inner),
+        }
+    }
+
+    fn lookup(&self, l: &mut Ledger, path: &str) -> Result<(), ImportError> {
         if self.blob.is_some_and(|b| b.failed.load(Ordering::Acquire)) {
             return Err(ImportError::Stopped { path: path.into() });
         }
@@ -193,26 +267,27 @@ impl<'a> Space<'a> {
         })?;
         let (free, reserve) =
             free_and_reserve(st.f_bavail, st.f_blocks, st.f_frsize, self.min_free_percent);
-        self.free = free;
-        self.reserve = reserve;
+        l.free = free;
+        l.reserve = reserve;
         // A filesystem that reports no size (some FUSE or network ones)
         // cannot be checked.
-        self.budget = if st.f_blocks == 0 {
+        l.budget = if st.f_blocks == 0 {
             u64::MAX
         } else {
-            free.saturating_sub(reserve)
+            let queued = self.pool.map_or(0, ObjectPool::queued_bytes);
+            free.saturating_sub(reserve).saturating_sub(queued)
         };
-        self.since = 0;
+        l.since = 0;
         Ok(())
     }
 
-    fn refused(&self, path: &str, declared: u64, remaining: u64) -> ImportError {
+    fn refused(&self, l: &Ledger, path: &str, declared: u64, remaining: u64) -> ImportError {
         ImportError::NoSpace {
             path: path.into(),
             declared,
             remaining,
-            free: self.free,
-            reserve: self.reserve,
+            free: l.free,
+            reserve: l.reserve,
             percent: self.min_free_percent,
             dir: self.dir.clone(),
         }
@@ -221,14 +296,15 @@ impl<'a> Space<'a> {
     /// Before entry `path` writes `declared` bytes: refused unless they fit
     /// (looked up again when the last lookup is stale or they seem not to).
     pub(super) fn claim(&mut self, path: &str, declared: u64) -> Result<(), ImportError> {
-        if self.since >= RECHECK_BYTES || declared > self.budget {
-            self.lookup(path)?;
+        let mut l = self.ledger();
+        if l.since >= RECHECK_BYTES || declared > l.budget {
+            self.lookup(&mut l, path)?;
         }
-        if declared > self.budget {
-            return Err(self.refused(path, declared, declared));
+        if declared > l.budget {
+            return Err(self.refused(&l, path, declared, declared));
         }
-        self.budget -= declared;
-        self.since = self.since.saturating_add(declared);
+        l.budget -= declared;
+        l.since = l.since.saturating_add(declared);
         Ok(())
     }
 
@@ -240,12 +316,13 @@ impl<'a> Space<'a> {
         declared: u64,
         written: u64,
     ) -> Result<(), ImportError> {
-        self.lookup(path)?;
+        let mut l = self.ledger();
+        self.lookup(&mut l, path)?;
         let remaining = declared - written;
-        if remaining > self.budget {
-            return Err(self.refused(path, declared, remaining));
+        if remaining > l.budget {
+            return Err(self.refused(&l, path, declared, remaining));
         }
-        self.budget -= remaining;
+        l.budget -= remaining;
         Ok(())
     }
 }

@@ -4,9 +4,10 @@
 use std::io::{self, Read};
 
 use glib::prelude::ToVariant;
+use sha2::{Digest, Sha256};
 
 use super::path::{normalize, show};
-use super::writer::{Importer, Meta};
+use super::writer::{file_header, Importer, Meta};
 use super::{budget, ContentSizes, ImportError, ImportLimits, WHITEOUT_PREFIX};
 use crate::store::sparse::{
     Content, OpenError, PaxSparse, SparseReader, SparseReason, SparseSizes,
@@ -240,17 +241,37 @@ impl Importer<'_> {
             path: t.path.into(),
             what: "symlink target",
         })?;
-        let c = Self::wr(
-            t.path,
-            self.repo.write_symlink(
-                None,
-                meta.uid,
-                meta.gid,
-                meta.xattrs.as_ref(),
-                &target,
-                gio::Cancellable::NONE,
-            ),
-        )?;
+        let c = match &mut self.pool {
+            // Checksummed here (as libostree's `write_symlink` would: mode
+            // 0777), written by the pool.
+            Some(p) if self.trusted => {
+                let obj = file_header(
+                    meta.uid,
+                    meta.gid,
+                    libc::S_IFLNK | 0o777,
+                    &target,
+                    meta.xattrs.as_ref(),
+                );
+                let digest: [u8; 32] = Sha256::digest(&obj).into();
+                if self.written.insert(digest) {
+                    let room = p.reserve(obj.len() as u64)?;
+                    p.write(room, &digest, obj, t.path)?;
+                }
+                hex::encode(digest)
+            }
+            _ => Self::wr(
+                t.path,
+                self.repo.write_symlink(
+                    None,
+                    meta.uid,
+                    meta.gid,
+                    meta.xattrs.as_ref(),
+                    &target,
+                    gio::Cancellable::NONE,
+                ),
+            )?
+            .to_string(),
+        };
         self.put_file(t.comps, t.path, t.name, &c)?;
         self.stats.symlinks += 1;
         Ok(())

@@ -10,6 +10,7 @@ use gio::prelude::*;
 use glib::prelude::ToVariant;
 use sha2::{Digest, Sha256};
 
+use super::pool::PoolHandle;
 use super::{budget, ImportError, ImportStats, BUFFER_MAX, BUF_SIZE, INLINE_MAX, RECHECK_BYTES};
 
 fn not_found(e: &glib::Error) -> bool {
@@ -90,6 +91,8 @@ pub(super) struct Importer<'r> {
     pub(super) written: HashSet<[u8; 32]>,
     /// Free space of the repo's filesystem.
     pub(super) space: budget::Space<'r>,
+    /// Writes the trusted objects on other threads, when given.
+    pub(super) pool: Option<PoolHandle<'r>>,
     pub(super) stats: ImportStats,
 }
 
@@ -149,10 +152,31 @@ pub(crate) fn trusted_checksums() -> bool {
         let mut obj = file_header(uid, gid, mode, "", Some(&xattrs));
         obj.extend_from_slice(content);
         let ours = hex::encode(Sha256::digest(&obj));
-        match theirs {
-            Ok(t) if t.to_hex() == ours => true,
+        // And a symlink, as `write_symlink` checksums it.
+        let link = gio::FileInfo::new();
+        link.set_file_type(gio::FileType::SymbolicLink);
+        link.set_symlink_target("../target");
+        link.set_attribute_uint32("unix::uid", uid);
+        link.set_attribute_uint32("unix::gid", gid);
+        link.set_attribute_uint32("unix::mode", libc::S_IFLNK | 0o777);
+        let theirs_link = ostree::checksum_file_from_input(
+            &link,
+            Some(&xattrs),
+            gio::InputStream::NONE,
+            ostree::ObjectType::File,
+            gio::Cancellable::NONE,
+        );
+        let ours_link = hex::encode(Sha256::digest(file_header(
+            uid,
+            gid,
+            libc::S_IFLNK | 0o777,
+            "../target",
+            Some(&xattrs),
+        )));
+        match (theirs, theirs_link) {
+            (Ok(t), Ok(l)) if t.to_hex() == ours && l.to_hex() == ours_link => true,
             other => {
-                log::warn!("OSTree file checksums differ from ours ({other:?} vs {ours}): letting libostree checksum every file");
+                log::warn!("OSTree file checksums differ from ours ({other:?} vs {ours}, {ours_link}): letting libostree checksum every file");
                 false
             }
         }
@@ -172,6 +196,7 @@ impl<'r> Importer<'r> {
     pub(super) fn new(
         repo: &'r ostree::Repo,
         space: budget::Space<'r>,
+        pool: Option<PoolHandle<'r>>,
     ) -> Result<Self, ImportError> {
         let mut metas = DirMetas::new();
         let default_meta =
@@ -193,6 +218,7 @@ impl<'r> Importer<'r> {
             trusted: trusted_checksums(),
             written: HashSet::new(),
             space,
+            pool,
             stats: ImportStats::default(),
         })
     }
@@ -328,6 +354,10 @@ impl<'r> Importer<'r> {
         if self.trusted && size <= BUFFER_MAX {
             let mut obj = file_header(meta.uid, meta.gid, mode, "", meta.xattrs.as_ref());
             let header = obj.len();
+            let room = match &mut self.pool {
+                Some(p) => Some(p.reserve(header as u64 + size)?),
+                None => None,
+            };
             obj.reserve_exact(size as usize);
             e.take(size).read_to_end(&mut obj).map_err(read_err)?;
             let got = (obj.len() - header) as u64;
@@ -340,6 +370,12 @@ impl<'r> Importer<'r> {
             }
             let digest: [u8; 32] = Sha256::digest(&obj).into();
             let csum = hex::encode(digest);
+            if let (Some(p), Some(room)) = (&mut self.pool, room) {
+                if self.written.insert(digest) {
+                    p.write(room, &digest, obj, path)?;
+                }
+                return Ok(csum);
+            }
             if self.written.insert(digest) {
                 let len = obj.len() as u64;
                 let input = gio::MemoryInputStream::from_bytes(&glib::Bytes::from_owned(obj));
