@@ -254,9 +254,9 @@ print(f"  podman pull + sync -f      {ps:7.3f} s")
 print(f"  ratio ours / podman        {o / p:7.2f}x  (target <= 1.0x, aim 0.65x)")
 print(f"  ratio ours / podman+sync   {o / ps:7.2f}x")
 print(f"  peak RSS of our pull       {max(m['ours']) / 1024:7.1f} MiB (target < 64 MiB; podman {max(m['podman']) / 1024:.0f} MiB)")
-r = {x["command"]: x["mean"] for x in json.load(open(start))["results"]}
+r = {x["command"]: x["median"] for x in json.load(open(start))["results"]}
 b, h, pr = r["bare runc run"], r["syscontainer-exec run"], r["podman run --rm"]
-print("start of /bin/true (hyperfine means)")
+print("start of /bin/true (hyperfine medians: robust to the other load on the machine)")
 print(f"  bare runc run              {b * 1e3:7.2f} ms")
 print(f"  syscontainer-exec run      {h * 1e3:7.2f} ms  (our own: {(h - b) * 1e3:+.2f} ms)")
 print(f"  podman run --rm            {pr * 1e3:7.2f} ms")

@@ -42,8 +42,8 @@ if command -v hyperfine >/dev/null; then
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
 b, h = r["bare runc run"], r["syscontainer-exec run"]
-print(f"bare runc: {b['mean']*1e3:.2f} ms  syscontainer-exec: {h['mean']*1e3:.2f} ms  "
-      f"ratio {h['mean']/b['mean']:.3f}  (our own: {(h['mean']-b['mean'])*1e3:+.2f} ms)")
+print(f"(medians) bare runc: {b['median']*1e3:.2f} ms  syscontainer-exec: {h['median']*1e3:.2f} ms  "
+      f"ratio {h['median']/b['median']:.3f}  (our own: {(h['median']-b['median'])*1e3:+.2f} ms)")
 PY
 else
     t() { s=$(date +%s%N); i=0; while [ $i -lt "$RUNS" ]; do $1 >/dev/null; i=$((i+1)); done; echo $(( ($(date +%s%N) - s) / RUNS / 1000 )); }
