@@ -9,24 +9,7 @@ use std::path::{Path, PathBuf};
 /// fsync, rename over the target, fsync of the directory. Readers see the old
 /// content or the new one, never a mix, even across a power cut.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
-    let dir = parent_dir(path);
-    let tmp = temp_sibling(path);
-    let res = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fsync_dir(&dir)
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res
+    write_via_temp(path, data, mode, true)
 }
 
 /// Write `data` to `path` atomically but not durably: a temp file in the
@@ -35,6 +18,12 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
 /// `/run`, written at every start): readers see the old content or the new
 /// one, and a power cut loses nothing that the next start does not redo.
 pub fn write_replace(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    write_via_temp(path, data, mode, false)
+}
+
+/// A temp sibling, written and renamed over `path`; synced (the file, then
+/// the directory) when `durable`. The temp file is removed on failure.
+fn write_via_temp(path: &Path, data: &[u8], mode: u32, durable: bool) -> io::Result<()> {
     let tmp = temp_sibling(path);
     let res = (|| {
         let mut f = OpenOptions::new()
@@ -44,7 +33,14 @@ pub fn write_replace(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
             .open(&tmp)?;
         f.write_all(data)?;
         f.set_permissions(fs::Permissions::from_mode(mode))?;
-        fs::rename(&tmp, path)
+        if durable {
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, path)?;
+        if durable {
+            fsync_dir(&parent_dir(path))?;
+        }
+        Ok(())
     })();
     if res.is_err() {
         let _ = fs::remove_file(&tmp);
