@@ -13,12 +13,12 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Once;
 
 use syscontainer::paths::{self, Root};
 use syscontainer::record::Record;
 
-const BIN: &str = env!("CARGO_BIN_EXE_syscontainer");
+mod common;
+use common::{sibling, BIN};
 /// The checkout root the test installs into (a logical path, under the root).
 const CO: &str = "/srv/sc-checkouts";
 
@@ -55,30 +55,6 @@ fn require_root_and_runc() {
         Some("0"),
         "this test runs runc and must run as root"
     );
-}
-
-/// `syscontainer-exec` and `syscontainer-generator` belong to other packages,
-/// so cargo gives this test no `CARGO_BIN_EXE_` for them. Build them (only
-/// them: the `syscontainer` under test stays as it is) into the same target
-/// directory, as they are packaged (without libostree and TLS), and take
-/// them from beside `syscontainer`. Fresh, so never a stale copy.
-fn sibling(name: &str) -> PathBuf {
-    static BUILT: Once = Once::new();
-    let dir = Path::new(BIN).parent().unwrap();
-    BUILT.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut c = Command::new(cargo);
-        c.args(["build", "--quiet", "--bins"]);
-        c.args(["-p", "syscontainer-exec", "-p", "syscontainer-generator"]);
-        if dir.ends_with("release") {
-            c.arg("--release");
-        }
-        let st = c.current_dir(env!("CARGO_MANIFEST_DIR")).status().unwrap();
-        assert!(st.success(), "cargo build of the other binaries failed");
-    });
-    let p = dir.join(name);
-    assert!(p.is_file(), "{} was not built", p.display());
-    p
 }
 
 /// A command on the temp root; `checkout` sets ATOMIC_OSTREE_CHECKOUT_PATH.

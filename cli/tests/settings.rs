@@ -15,31 +15,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Once;
 
-const BIN: &str = env!("CARGO_BIN_EXE_syscontainer");
-
-/// `syscontainer-exec` and `syscontainer-generator` belong to other packages
-/// (see atomic_env.rs): build them into the same target directory and take
-/// them from beside `syscontainer`.
-fn sibling(name: &str) -> PathBuf {
-    static BUILT: Once = Once::new();
-    let dir = Path::new(BIN).parent().unwrap();
-    BUILT.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut c = Command::new(cargo);
-        c.args(["build", "--quiet", "--bins"]);
-        c.args(["-p", "syscontainer-exec", "-p", "syscontainer-generator"]);
-        if dir.ends_with("release") {
-            c.arg("--release");
-        }
-        let st = c.current_dir(env!("CARGO_MANIFEST_DIR")).status().unwrap();
-        assert!(st.success(), "cargo build of the other binaries failed");
-    });
-    let p = dir.join(name);
-    assert!(p.is_file(), "{} was not built", p.display());
-    p
-}
+mod common;
+use common::{sibling, BIN};
 
 /// A binary, the arguments of a run that logs something, and how a line of
 /// its stderr starts at each level.
