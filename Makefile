@@ -20,6 +20,7 @@ TARGET_DIR ?= $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null
 REL := $(TARGET_DIR)/release
 
 export SYSCONTAINER_EXEC_HELPER := $(LIBEXECDIR)/syscontainer-exec
+export SYSCONTAINER_CLI := $(BINDIR)/syscontainer
 
 .PHONY: all build install check demo clean man
 

@@ -13,7 +13,7 @@ use rustix::io::Errno;
 
 use crate::install_section::{self, BadValue, Link};
 use crate::paths::{self, Root};
-use crate::record::{self, Found, FoundState};
+use crate::record::{self, Decl, Found, FoundState, Intent, Record};
 use crate::unit;
 
 /// One file the generator produces, relative to the output directory.
@@ -104,23 +104,130 @@ pub fn convert_one(f: &Found, names: &mut Names, g: &mut Generated) {
                 .push(Message::Error(format!("{e}; no unit written")));
         }
         FoundState::Broken(e) => broken(g, e.to_string()),
-        FoundState::Ok { record, warnings } => {
+        FoundState::Pending { intent, warnings } => {
+            g.messages
+                .extend(warnings.iter().cloned().map(Message::Warn));
+            let rec = pending_record(&f.name, intent);
+            let extra = unit::Extra {
+                apply: true,
+                network: true,
+                pending: true,
+                ..unit::Extra::default()
+            };
+            emit(f, &rec, &extra, &unit_name, names, g, broken);
+        }
+        FoundState::Ok {
+            record,
+            warnings,
+            decl,
+            trial,
+        } => {
             g.messages
                 .extend(warnings.iter().cloned().map(Message::Warn));
             if record.no_container_service {
                 return; // the image only installs host files
             }
-            match unit::render(record, &f.path) {
-                Err(e) => broken(g, e.to_string()),
-                Ok(rendered) => {
-                    g.outputs.push(Output::Unit {
-                        path: PathBuf::from(&unit_name),
-                        text: rendered.text,
-                    });
-                    if record.enabled {
-                        install_links(f, record, &rendered.install, &unit_name, names, g);
+            let mut extra = unit::Extra {
+                confirm: *trial,
+                ..unit::Extra::default()
+            };
+            let mut refused = None;
+            let mut edited;
+            let mut rec: &Record = record;
+            match decl {
+                Decl::Applied => {}
+                Decl::Edited {
+                    intent,
+                    image_changed,
+                } => {
+                    // Values that cannot render the unit: refused now, the
+                    // last good unit stays.
+                    edited = (**record).clone();
+                    edited.values = intent.values.clone();
+                    match unit::render(&edited, &f.path) {
+                        Err(e) => refused = Some(e.to_string()),
+                        Ok(_) => {
+                            edited.values = record.values.clone();
+                            edited.enabled = intent.enabled;
+                            edited.target = intent.target.clone();
+                            rec = &edited;
+                            extra.apply = true;
+                            extra.network = *image_changed;
+                        }
                     }
                 }
+                Decl::Refused { reason } => refused = Some(reason.clone()),
+                Decl::Removing => {
+                    // Not wanted by anything: it can still be stopped, and
+                    // `syscontainer reconcile` removes it.
+                    edited = (**record).clone();
+                    edited.enabled = false;
+                    rec = &edited;
+                    g.messages.push(Message::Warn(format!(
+                        "container '{}': its record is gone or masked; run syscontainer reconcile to remove it",
+                        f.name
+                    )));
+                }
+            }
+            let note = refused.map(|why| {
+                let msg = format!("edit of {} refused: {}", intent_path(f), short(&why));
+                g.messages.push(Message::Warn(msg.clone()));
+                msg
+            });
+            extra.note = note.as_deref();
+            emit(f, rec, &extra, &unit_name, names, g, broken);
+        }
+    }
+}
+
+/// The record of a container that is declared but not deployed: the built-in
+/// template, values and settings from the intent.
+fn pending_record(name: &str, intent: &Intent) -> Record {
+    let deployment = Path::new(paths::CHECKOUT_ROOT).join(format!("{name}.0"));
+    let mut r = Record::new(name, &intent.image, "", &deployment.display().to_string());
+    r.values = intent.values.clone();
+    r.enabled = intent.enabled;
+    r.target = intent.target.clone();
+    r.runtime = intent.runtime.clone();
+    r.auto_update = intent.auto_update;
+    r
+}
+
+/// The intent file of `f`, for messages: its state's path when it is gone.
+fn intent_path(f: &Found) -> String {
+    f.path.display().to_string()
+}
+
+/// At most [`NOTE_MAX`] characters of `s`.
+fn short(s: &str) -> String {
+    match s.char_indices().nth(NOTE_MAX) {
+        Some((i, _)) => [&s[..i], "..."].concat(),
+        None => s.to_string(),
+    }
+}
+
+/// How much of a refusal's reason goes into `Description=`.
+const NOTE_MAX: usize = 200;
+
+/// Render `rec`'s unit (with `extra`) and its links.
+fn emit(
+    f: &Found,
+    rec: &Record,
+    extra: &unit::Extra,
+    unit_name: &str,
+    names: &mut Names,
+    g: &mut Generated,
+    broken: impl Fn(&mut Generated, String),
+) {
+    match unit::render_with(rec, &f.path, extra) {
+        Err(e) => broken(g, e.to_string()),
+        Ok(rendered) => {
+            g.outputs.push(Output::Unit {
+                path: PathBuf::from(unit_name),
+                text: rendered.text,
+            });
+            if rec.enabled {
+                install_links(f, rec, &rendered.install, unit_name, names, g);
             }
         }
     }
@@ -130,7 +237,7 @@ pub fn convert_one(f: &Found, names: &mut Names, g: &mut Generated) {
 /// `.wants/`, then those of its `[Install]` section.
 fn install_links(
     f: &Found,
-    record: &crate::record::Record,
+    record: &Record,
     install: &install_section::Section,
     unit_name: &str,
     names: &mut Names,
@@ -336,7 +443,6 @@ pub fn dry_run(outputs: &[Output]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Record;
 
     fn found(name: &str, state: FoundState) -> Found {
         Found {
@@ -359,6 +465,8 @@ mod tests {
             FoundState::Ok {
                 record: Box::new(r),
                 warnings: vec![],
+                decl: Decl::Applied,
+                trial: false,
             },
         )
     }

@@ -12,6 +12,9 @@ pub const RECORDS_ETC: &str = "/etc/syscontainer/containers";
 pub const RECORDS_RUN: &str = "/run/syscontainer/containers";
 /// Vendor records, for image-based OSes that preinstall containers.
 pub const RECORDS_USR: &str = "/usr/lib/syscontainer/containers";
+/// syscontainer's own state of each container (`NAME.json`): under
+/// `/etc`, as the generator reads it (never `/var`).
+pub const STATE_DIR: &str = "/etc/syscontainer/state";
 /// Record directories, highest precedence first.
 pub const RECORD_DIRS: [&str; 3] = [RECORDS_ETC, RECORDS_RUN, RECORDS_USR];
 
@@ -52,6 +55,14 @@ pub const CONTAINERS_TARGET: &str = "syscontainers.target";
 pub const EXEC_HELPER: &str = match option_env!("SYSCONTAINER_EXEC_HELPER") {
     Some(p) => p,
     None => "/usr/libexec/syscontainer-exec",
+};
+
+/// The CLI, as written into generated units (`ExecStartPre=CLI apply NAME`).
+/// Set at build time with `SYSCONTAINER_CLI` (the Makefile passes
+/// `$(BINDIR)/syscontainer`).
+pub const CLI: &str = match option_env!("SYSCONTAINER_CLI") {
+    Some(p) => p,
+    None => "/usr/bin/syscontainer",
 };
 
 /// The default OCI runtime.

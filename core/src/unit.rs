@@ -253,8 +253,34 @@ pub struct Rendered {
 /// The comment that replaces the `[Install]` header in a generated unit.
 pub const INSTALL_COMMENT: &str = "# [Install] of the image, applied by the generator when the container is enabled (generated units cannot be enabled):";
 
+/// What a declarative container's unit needs beyond the record's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extra<'a> {
+    /// `ExecStartPre=CLI apply NAME`: the start deploys (or applies an
+    /// edit) first.
+    pub apply: bool,
+    /// `After=` and `Wants=network-online.target`: the start pulls.
+    pub network: bool,
+    /// Not deployed yet: `RestartSec=10s` (so that `Restart=` retries a
+    /// failed pull without hitting the start limit) and a start timeout
+    /// long enough for a pull.
+    pub pending: bool,
+    /// `ExecStartPost=CLI apply --confirm NAME`: an applied edit is on trial.
+    pub confirm: bool,
+    /// Appended to `Description=` in parentheses (a refused edit).
+    pub note: Option<&'a str>,
+}
+
+/// How long the start of a unit that pulls may take.
+pub const PULL_START_TIMEOUT: &str = "15min";
+
 /// Render the unit for a record found at logical path `source`.
 pub fn render(rec: &Record, source: &Path) -> Result<Rendered, UnitError> {
+    render_with(rec, source, &Extra::default())
+}
+
+/// [`render`], with a declarative container's additions.
+pub fn render_with(rec: &Record, source: &Path, extra: &Extra) -> Result<Rendered, UnitError> {
     let vars = Vars::for_record(rec);
     let Body {
         text: body,
@@ -295,12 +321,36 @@ pub fn render(rec: &Record, source: &Path) -> Result<Rendered, UnitError> {
     }
     unit_lines.push_str(paths::CONTAINERS_TARGET);
     unit_lines.push('\n');
+    if extra.network {
+        unit_lines.push_str("After=network-online.target\nWants=network-online.target\n");
+    }
+    let note = extra.note.map(|n| [" (", &plain_value(n), ")"].concat());
+    if let Some(n) = &note {
+        if !has_description(&body) {
+            for s in ["Description=System container ", &rec.name, n, "\n"] {
+                unit_lines.push_str(s);
+            }
+        }
+    }
     let mut service_lines = String::with_capacity(80 + paths::EXEC_HELPER.len() + rec.name.len());
     service_lines.push_str(if has_type {
         "Delegate=yes\n"
     } else {
         "Type=exec\nDelegate=yes\n"
     });
+    if extra.apply {
+        for s in ["ExecStartPre=", paths::CLI, " apply ", &rec.name, "\n"] {
+            service_lines.push_str(s);
+        }
+    }
+    if extra.pending {
+        service_lines.push_str("RestartSec=10s\n");
+    }
+    if extra.network {
+        for s in ["TimeoutStartSec=", PULL_START_TIMEOUT, "\n"] {
+            service_lines.push_str(s);
+        }
+    }
     // Type=exec only waits for the exec of the helper, which then execs
     // runc: wait for the container itself, if the unit runs one.
     if !has_type && runs_container {
@@ -311,6 +361,11 @@ pub fn render(rec: &Record, source: &Path) -> Result<Rendered, UnitError> {
             &rec.name,
             "\n",
         ] {
+            service_lines.push_str(s);
+        }
+    }
+    if extra.confirm {
+        for s in ["ExecStartPost=", paths::CLI, " apply --confirm ", &rec.name, "\n"] {
             service_lines.push_str(s);
         }
     }
@@ -331,6 +386,7 @@ pub fn render(rec: &Record, source: &Path) -> Result<Rendered, UnitError> {
     }
     let (mut seen_header, mut unit_done, mut service_done) = (false, false, false);
     let mut in_install = false;
+    let mut in_unit = false;
     for l in text::lines(&body) {
         let t = l.trim();
         if !seen_header && !is_header(t) && t.is_empty() {
@@ -338,6 +394,7 @@ pub fn render(rec: &Record, source: &Path) -> Result<Rendered, UnitError> {
         }
         if is_header(t) {
             in_install = t == "[Install]";
+            in_unit = t == "[Unit]";
             seen_header = true;
         }
         if in_install {
@@ -351,6 +408,11 @@ pub fn render(rec: &Record, source: &Path) -> Result<Rendered, UnitError> {
             continue;
         }
         out.push_str(l);
+        if let Some(n) = &note {
+            if in_unit && line_key(l) == "Description" {
+                out.push_str(n);
+            }
+        }
         out.push('\n');
         if is_header(t) {
             seen_header = true;
@@ -367,6 +429,20 @@ pub fn render(rec: &Record, source: &Path) -> Result<Rendered, UnitError> {
         text: out,
         install: install_section::parse(&body),
     })
+}
+
+/// The `[Unit]` section of a rendered template sets `Description=`.
+fn has_description(body: &str) -> bool {
+    let mut in_unit = false;
+    for l in text::lines(body) {
+        let t = l.trim();
+        if is_header(t) {
+            in_unit = t == "[Unit]";
+        } else if in_unit && line_key(l) == "Description" {
+            return true;
+        }
+    }
+    false
 }
 
 /// Quote one argument for an `ExecStart=` line: double quotes with C escapes,

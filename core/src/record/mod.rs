@@ -12,22 +12,24 @@
 //! generator.
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use rustix::fs::{self as rfs, AtFlags, Dir, FileType, Mode, OFlags};
-use rustix::io::Errno;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::fsutil;
 use crate::name::{self, NameError};
 use crate::paths::{self, Root};
+
+pub mod intent;
+mod scan;
+pub mod state;
+
+pub use intent::Intent;
+pub use scan::{discover, scan, Candidate, Decl, Found, FoundState};
+pub use state::{IntentFile, Owner, State};
 
 /// The record format version this build writes and understands.
 pub const RECORD_VERSION: u32 = 1;
@@ -143,13 +145,13 @@ impl<'de> Deserialize<'de> for AutoUpdate {
 fn is_false(b: &bool) -> bool {
     !*b
 }
-fn default_true() -> bool {
+pub(crate) fn default_true() -> bool {
     true
 }
-fn default_target() -> String {
+pub(crate) fn default_target() -> String {
     paths::DEFAULT_TARGET.to_string()
 }
-fn default_runtime() -> String {
+pub(crate) fn default_runtime() -> String {
     paths::DEFAULT_RUNTIME.to_string()
 }
 
@@ -207,6 +209,12 @@ pub enum RecordError {
     NotFound { name: String, dirs: String },
     #[error("container '{name}' is masked by {path}")]
     Masked { name: String, path: PathBuf },
+    #[error("record {path} names no image")]
+    EmptyImage { path: PathBuf },
+    #[error("container '{name}' is declared in {path} but not deployed yet: start it (systemctl start {name}) or run syscontainer apply {name}")]
+    Pending { name: String, path: PathBuf },
+    #[error("container '{name}' is declared in {path}, which syscontainer did not write (or which was edited since): edit that file, then run systemctl daemon-reload and systemctl restart {name}; delete it (and reload) to remove the container")]
+    NotOurs { name: String, path: PathBuf },
 }
 
 impl RecordError {
@@ -215,17 +223,21 @@ impl RecordError {
     pub fn exit_code(&self) -> i32 {
         use crate::exit::{FAILURE, INVALID, MISSING};
         match self {
-            RecordError::NotFound { .. } | RecordError::Masked { .. } => MISSING,
+            RecordError::NotFound { .. }
+            | RecordError::Masked { .. }
+            | RecordError::Pending { .. } => MISSING,
             RecordError::Read { source, .. } if source.kind() == io::ErrorKind::NotFound => MISSING,
-            RecordError::Read { .. } | RecordError::Write { .. } | RecordError::ReadDir { .. } => {
-                FAILURE
-            }
+            RecordError::Read { .. }
+            | RecordError::Write { .. }
+            | RecordError::ReadDir { .. }
+            | RecordError::NotOurs { .. } => FAILURE,
             RecordError::Json { .. }
             | RecordError::Invalid { .. }
             | RecordError::Version { .. }
             | RecordError::Name { .. }
             | RecordError::NameMismatch { .. }
-            | RecordError::Target { .. } => INVALID,
+            | RecordError::Target { .. }
+            | RecordError::EmptyImage { .. } => INVALID,
         }
     }
 }
@@ -342,96 +354,127 @@ impl Record {
         s
     }
 
-    /// Write this record to the admin directory, atomically, mode 0600 (it may
-    /// hold secret values) in a 0700 directory.
+    /// Write this record into the container's state, keeping the rest of
+    /// the state (the commit point of install, update and rollback). A
+    /// container without a state gets one: a new install writes its intent
+    /// file too, in `/etc`, and a first-wave record there is split into
+    /// intent and state.
     pub fn write(&self, root: &Root) -> Result<PathBuf, RecordError> {
-        let logical = paths::record_path(&self.name);
-        let path = root.join(&logical);
-        let err = |source| RecordError::Write {
-            path: logical.clone(),
-            source,
+        let st = match State::load(root, &self.name)? {
+            Some(mut st) => {
+                st.record = self.clone();
+                st
+            }
+            None => self.adopt(root)?,
         };
-        let dir = root.join(paths::RECORDS_ETC);
-        if !dir.is_dir() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(err)?;
-        }
-        // Also when it already existed (made by hand, or by an older
-        // version): the file names are container names, the files may hold
-        // secrets.
-        let mode = fs::metadata(&dir).map_err(err)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(err)?;
-        }
-        fsutil::write_atomic(&path, self.to_json().as_bytes(), 0o600).map_err(err)?;
-        Ok(path)
+        Ok(root.join(st.write(root)?))
     }
 
-    /// Remove this container's admin record (durably).
+    /// The first state of this record.
+    fn adopt(&self, root: &Root) -> Result<State, RecordError> {
+        let own = |root: &Root| {
+            let intent = Intent::of_record(self);
+            let mut st = State::new(self.clone(), intent.clone(), Owner::Syscontainer);
+            st.write_own_intent(root, &intent)?;
+            Ok(st)
+        };
+        match IntentFile::read(root, &self.name)? {
+            IntentFile::None => own(root),
+            IntentFile::Masked(path) => Err(RecordError::Masked {
+                name: self.name.clone(),
+                path,
+            }),
+            IntentFile::File { path, bytes } => match Intent::parse(&path, &bytes) {
+                // An admin's file, deployed by `apply`: it stays theirs.
+                Ok((i, _)) if !i.is_legacy() => Ok(State::new(self.clone(), i, Owner::Admin)),
+                _ if path == paths::record_path(&self.name) => own(root),
+                // A first-wave record in /run or /usr: never rewritten.
+                _ => Ok(State::new(
+                    self.clone(),
+                    Intent::of_record(self),
+                    Owner::Admin,
+                )),
+            },
+        }
+    }
+
+    /// Fail with [`RecordError::NotOurs`] unless a CLI command may rewrite or
+    /// remove the intent file of `name`: syscontainer wrote it (in `/etc`)
+    /// and it is unchanged since, or it is a first-wave record in `/etc`, or
+    /// there is none.
+    pub fn check_ours(root: &Root, name: &str) -> Result<(), RecordError> {
+        let (path, bytes) = match IntentFile::read(root, name)? {
+            IntentFile::None | IntentFile::Masked(_) => return Ok(()),
+            IntentFile::File { path, bytes } => (path, bytes),
+        };
+        let in_etc = path == paths::record_path(name);
+        let ours = match State::load(root, name)? {
+            Some(st) => st.owns(&bytes),
+            None => Intent::parse(&path, &bytes).is_ok_and(|(i, _)| i.is_legacy()),
+        };
+        if in_etc && ours {
+            Ok(())
+        } else {
+            Err(RecordError::NotOurs {
+                name: name.to_string(),
+                path,
+            })
+        }
+    }
+
+    /// Remove this container's state, and its intent file when syscontainer
+    /// wrote it ([`Record::check_ours`] first) or it is a first-wave record
+    /// in `/etc`. The intent goes first: a crash in between leaves a state
+    /// without intent, which `syscontainer reconcile` removes.
     pub fn remove(root: &Root, name: &str) -> Result<(), RecordError> {
-        let logical = paths::record_path(name);
-        let path = root.join(&logical);
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(source) => {
-                return Err(RecordError::Write {
-                    path: logical,
-                    source,
-                })
+        if Record::check_ours(root, name).is_ok() {
+            if let IntentFile::File { path, .. } = IntentFile::read(root, name)? {
+                state::remove_file(root, paths::RECORDS_ETC, &path)?;
             }
         }
-        let _ = fsutil::fsync_dir(&root.join(paths::RECORDS_ETC));
-        Ok(())
+        State::remove(root, name)
     }
 
-    /// Load the effective record of `name`, following precedence and masking.
+    /// Load the deployed record of `name`: from its state, else from a
+    /// first-wave record (following precedence and masking). A declared
+    /// container that is not deployed yet is [`RecordError::Pending`].
     pub fn load(root: &Root, name: &str) -> Result<(Record, PathBuf), RecordError> {
         name::validate(name).map_err(|source| RecordError::Name {
             path: PathBuf::from(format!("{name}.json")),
             source,
         })?;
-        for dir in paths::RECORD_DIRS {
-            let logical = Path::new(dir).join(format!("{name}.json"));
-            let path = root.join(&logical);
-            match fs::symlink_metadata(&path) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(source) => {
-                    return Err(RecordError::Read {
-                        path: logical,
-                        source,
-                    })
-                }
-                Ok(_) => {}
-            }
-            if is_mask(&path) {
-                return Err(RecordError::Masked {
-                    name: name.to_string(),
-                    path: logical,
-                });
-            }
-            let text = fs::read(&path).map_err(|source| RecordError::Read {
-                path: logical.clone(),
-                source,
-            })?;
-            let (rec, warnings) = Record::parse(&logical, &text)?;
-            for w in warnings {
-                log::warn!("{w}");
-            }
-            return Ok((rec, logical));
+        if let Some(st) = State::load(root, name)? {
+            return Ok((st.record, state::state_path(name)));
         }
-        Err(RecordError::NotFound {
-            name: name.to_string(),
-            dirs: paths::RECORD_DIRS.join(", "),
-        })
+        match IntentFile::read(root, name)? {
+            IntentFile::None => Err(RecordError::NotFound {
+                name: name.to_string(),
+                dirs: paths::RECORD_DIRS.join(", "),
+            }),
+            IntentFile::Masked(path) => Err(RecordError::Masked {
+                name: name.to_string(),
+                path,
+            }),
+            IntentFile::File { path, bytes } => {
+                let (intent, _) = Intent::parse(&path, &bytes)?;
+                if !intent.is_legacy() {
+                    return Err(RecordError::Pending {
+                        name: name.to_string(),
+                        path,
+                    });
+                }
+                let (rec, warnings) = Record::parse(&path, &bytes)?;
+                for w in warnings {
+                    log::warn!("{w}");
+                }
+                Ok((rec, path))
+            }
+        }
     }
 }
 
 /// `true` for a valid `*.target` unit name.
-fn valid_target(t: &str) -> bool {
+pub(crate) fn valid_target(t: &str) -> bool {
     match t.strip_suffix(".target") {
         Some(stem) => name::validate(&stem.replacen('@', "-", 1)).is_ok(),
         None => false,
@@ -439,200 +482,17 @@ fn valid_target(t: &str) -> bool {
 }
 
 /// A symlink to `/dev/null`, or an empty file, masks a record.
-fn is_mask(path: &Path) -> bool {
+pub(crate) fn is_mask(path: &Path) -> bool {
     match fs::read_link(path) {
         Ok(t) => t == Path::new("/dev/null"),
         Err(_) => false,
     }
 }
 
-/// One record file found by [`discover`].
-#[derive(Debug)]
-pub struct Found {
-    /// The container name, from the file name.
-    pub name: String,
-    /// Logical path of the file that wins.
-    pub path: PathBuf,
-    pub state: FoundState,
-}
-
-#[derive(Debug)]
-pub enum FoundState {
-    Ok {
-        record: Box<Record>,
-        warnings: Vec<String>,
-    },
-    Masked,
-    /// The file exists but cannot be used. The name is still a valid unit name.
-    Broken(RecordError),
-    /// The file name itself is not a valid container name: no unit can be made.
-    BadName(RecordError),
-}
-
-/// A record file that wins precedence, not read yet.
-#[derive(Debug, Clone)]
-pub struct Candidate {
-    pub name: String,
-    /// Logical path, for messages and `SourcePath=`.
-    pub path: PathBuf,
-    /// The record directory under the root; the file is read relative to it.
-    dir: Arc<Dir>,
-    /// The directory entry is a symlink (possibly a mask).
-    symlink: bool,
-}
-
-impl Candidate {
-    /// Read and parse the record.
-    pub fn load(&self) -> Found {
-        self.load_with(&mut Vec::new())
-    }
-
-    /// [`Candidate::load`], reading the file into `buf` (a buffer kept from
-    /// one record to the next saves an allocation per record).
-    pub fn load_with(&self, buf: &mut Vec<u8>) -> Found {
-        let state = if let Err(source) = name::validate(&self.name) {
-            FoundState::BadName(RecordError::Name {
-                path: self.path.clone(),
-                source,
-            })
-        } else if self.symlink && self.is_mask() {
-            FoundState::Masked
-        } else {
-            match self.read(buf) {
-                Err(source) => FoundState::Broken(RecordError::Read {
-                    path: self.path.clone(),
-                    source,
-                }),
-                Ok(text) => match Record::parse(&self.path, text) {
-                    Ok((record, warnings)) => FoundState::Ok {
-                        record: Box::new(record),
-                        warnings,
-                    },
-                    Err(e) => FoundState::Broken(e),
-                },
-            }
-        };
-        Found {
-            name: self.name.clone(),
-            path: self.path.clone(),
-            state,
-        }
-    }
-
-    /// The file's name in its directory.
-    fn file(&self) -> &OsStr {
-        self.path.file_name().unwrap_or_default()
-    }
-
-    /// A symlink to `/dev/null` masks a record (see [`is_mask`]).
-    fn is_mask(&self) -> bool {
-        let Ok(dir) = self.dir.fd() else {
-            return false;
-        };
-        rfs::readlinkat(dir, self.file(), Vec::new()).is_ok_and(|t| t.as_bytes() == b"/dev/null")
-    }
-
-    /// The whole file: `openat` relative to the directory, then `read` until
-    /// end of file into `buf` (no `stat` for a size hint).
-    fn read<'b>(&self, buf: &'b mut Vec<u8>) -> io::Result<&'b [u8]> {
-        let fd = rfs::openat(
-            self.dir.fd()?,
-            self.file(),
-            OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        let mut len = 0;
-        loop {
-            if buf.len() - len < READ_CHUNK {
-                buf.resize(len + 2 * READ_CHUNK, 0);
-            }
-            match rustix::io::read(&fd, &mut buf[len..]) {
-                Ok(0) => return Ok(&buf[..len]),
-                Ok(n) => len += n,
-                Err(Errno::INTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-}
-
-/// The least free space [`Candidate::read`] offers to one `read`.
-const READ_CHUNK: usize = 8192;
-
-/// List the record files under `root` that win precedence, sorted by name,
-/// without reading them. A missing directory is not an error; an unreadable
-/// one is.
-pub fn scan(root: &Root) -> (Vec<Candidate>, Vec<RecordError>) {
-    let mut seen: BTreeMap<String, Candidate> = BTreeMap::new();
-    let mut errors = Vec::new();
-    for dir in paths::RECORD_DIRS {
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        let opened = rfs::open(root.join(dir), flags, Mode::empty()).and_then(Dir::new);
-        let mut list = match opened {
-            Ok(d) => d,
-            Err(Errno::NOENT) => continue,
-            Err(e) => {
-                errors.push(RecordError::ReadDir {
-                    path: PathBuf::from(dir),
-                    source: e.into(),
-                });
-                continue;
-            }
-        };
-        let mut files = Vec::new();
-        while let Some(e) = list.read() {
-            let Ok(e) = e else {
-                continue;
-            };
-            let Ok(file) = e.file_name().to_str() else {
-                continue;
-            };
-            let Some(stem) = file.strip_suffix(".json") else {
-                continue;
-            };
-            if file.starts_with('.') || seen.contains_key(stem) {
-                continue; // a temp file, or masked by a higher-precedence file
-            }
-            let symlink = match e.file_type() {
-                FileType::Symlink => true,
-                // The file system does not say (d_type): ask.
-                FileType::Unknown => list.fd().is_ok_and(|d| {
-                    rfs::statat(d, file, AtFlags::SYMLINK_NOFOLLOW)
-                        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode).is_symlink())
-                }),
-                _ => false,
-            };
-            files.push((stem.len(), file.to_string(), symlink));
-        }
-        let list = Arc::new(list);
-        for (stem_len, file, symlink) in files {
-            let name = file[..stem_len].to_string();
-            let path = Path::new(dir).join(&file);
-            let dir = Arc::clone(&list);
-            seen.insert(
-                name.clone(),
-                Candidate {
-                    name,
-                    path,
-                    dir,
-                    symlink,
-                },
-            );
-        }
-    }
-    (seen.into_values().collect(), errors)
-}
-
-/// Find and read every record under `root`, applying precedence and masking,
-/// sorted by name.
-pub fn discover(root: &Root) -> (Vec<Found>, Vec<RecordError>) {
-    let (cands, errors) = scan(root);
-    (cands.iter().map(Candidate::load).collect(), errors)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn sample() -> Record {
         let mut r = Record::new(
@@ -664,10 +524,43 @@ mod tests {
         assert_eq!(dmode, 0o700);
         let (back, logical) = Record::load(&root, "etcd").unwrap();
         assert_eq!(back, r);
+        assert_eq!(logical, PathBuf::from("/etc/syscontainer/state/etcd.json"));
+        // The intent file, as an admin would write it, and syscontainer's.
+        let intent = fs::read_to_string(root.join("/etc/syscontainer/containers/etcd.json")).unwrap();
         assert_eq!(
-            logical,
-            PathBuf::from("/etc/syscontainer/containers/etcd.json")
+            intent,
+            "{\n  \"version\": 1,\n  \"image\": \"example.org/etcd:latest\",\n  \"values\": {\n    \"ETCD_NAME\": \"one\"\n  },\n  \"enabled\": true\n}\n"
         );
+        Record::check_ours(&root, "etcd").unwrap();
+        fs::write(root.join("/etc/syscontainer/containers/etcd.json"), intent.replace("one", "two")).unwrap();
+        let e = Record::check_ours(&root, "etcd").unwrap_err().to_string();
+        assert!(e.contains("/etc/syscontainer/containers/etcd.json") && e.contains("systemctl daemon-reload"), "{e}");
+        // Removing keeps a file that is not ours.
+        Record::remove(&root, "etcd").unwrap();
+        assert!(root.join("/etc/syscontainer/containers/etcd.json").exists());
+        assert!(matches!(Record::load(&root, "etcd"), Err(RecordError::Pending { .. })));
+    }
+
+    #[test]
+    fn first_wave_record_is_split_on_write() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::new(d.path());
+        let r = sample();
+        let etc = root.join(paths::RECORDS_ETC);
+        fs::create_dir_all(&etc).unwrap();
+        fs::write(etc.join("etcd.json"), r.to_json()).unwrap();
+        assert_eq!(Record::load(&root, "etcd").unwrap().0, r);
+        Record::check_ours(&root, "etcd").unwrap();
+        let mut r2 = r.clone();
+        r2.image_id = "sha256:def".into();
+        r2.write(&root).unwrap();
+        let intent = fs::read_to_string(etc.join("etcd.json")).unwrap();
+        assert!(!intent.contains("image_id") && !intent.contains("deployment"), "{intent}");
+        assert_eq!(Record::load(&root, "etcd").unwrap().0, r2);
+        Record::check_ours(&root, "etcd").unwrap();
+        Record::remove(&root, "etcd").unwrap();
+        assert!(!etc.join("etcd.json").exists());
+        assert!(matches!(Record::load(&root, "etcd"), Err(RecordError::NotFound { .. })));
     }
 
     #[test]
