@@ -169,6 +169,7 @@ pub fn run(cmd: ContainerCmd, settings: &Settings) -> Result<()> {
                     .map(str::parse)
                     .transpose()
                     .map_err(anyhow::Error::msg)?,
+                declared: false,
             };
             let rec = deploy::install(root, &src, &a.image, &opts)
                 .with_context(|| format!("cannot install {}", a.image))?;

@@ -36,6 +36,9 @@ pub struct InstallOptions {
     pub checkout_root: Option<PathBuf>,
     /// `--auto-update POLICY`: kept in the record, across updates.
     pub auto_update: Option<crate::record::AutoUpdate>,
+    /// `syscontainer apply`: the container is declared by an intent file
+    /// (which stays as it is); only its state is written.
+    pub declared: bool,
 }
 
 /// The runtime must exist.
@@ -165,7 +168,17 @@ pub fn install(
         Err(RecordError::Masked { path, .. }) => {
             return Err(DeployError::AlreadyPresent { name, path })
         }
-        Err(RecordError::NotFound { .. }) => {}
+        Err(RecordError::Pending { path, .. }) if !opts.declared => {
+            return Err(DeployError::AlreadyPresent { name, path })
+        }
+        Err(RecordError::NotFound { .. }) if opts.declared => {
+            return Err(RecordError::NotFound {
+                name,
+                dirs: paths::RECORD_DIRS.join(", "),
+            }
+            .into())
+        }
+        Err(RecordError::NotFound { .. } | RecordError::Pending { .. }) => {}
         Err(e) => return Err(e.into()),
     }
     let co = opts
@@ -260,6 +273,8 @@ pub fn uninstall(
         Err(RecordError::NotFound { .. }) => None,
         Err(e) => return Err(e.into()),
     };
+    // The intent file goes too: only when it is ours (or gone).
+    Record::check_ours(root, name)?;
     let Some(rec) = rec else {
         // An install or uninstall was interrupted before its commit point.
         if !slots::remove_leftovers(root, checkout_root, name, true)? {

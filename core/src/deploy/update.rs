@@ -9,8 +9,8 @@ use super::health::Unhealthy;
 use super::hostfs::{self, Conflict};
 use super::install::prepare_slot;
 use super::{
-    checkout_of, io_err, link_path, slot_of, slot_path, slots, DeployError, ImageStore, Manifest,
-    Systemd,
+    checkout_of, io_err, link_path, slot_of, slot_path, slots, DeployError, ImageSpec, ImageStore,
+    Manifest, Systemd,
 };
 use crate::bundle::{self, EXPORTS};
 use crate::fsutil;
@@ -94,54 +94,24 @@ pub fn update(
     let _lock = slots::lock(root, name)?;
     let (cur, _) = Record::load(root, name)?;
     slots::sync_link(root, &cur)?;
-    let other = 1 - slot_of(&cur.deployment);
-    let co = checkout_of(&cur);
-    let other_dir = root.join(slot_path(&co, name, other));
-    let other_files = slots::slot_host_files(&other_dir);
     let mut values = cur.values.clone();
     values.extend(vars::parse_set(&opts.set)?);
     let img = src.resolve(opts.rebase.as_deref().unwrap_or(&cur.image))?;
-    if img.image_id == cur.image_id && img.name == cur.image && values == cur.values {
-        // An update interrupted after its commit point (this one, run
-        // again) left the other slot's host files behind: finish it.
-        hostfs::remove_quietly(root, &other_files, &cur.host_files);
-        return Ok(UpdateOutcome::UpToDate);
+    let intent_changed = img.name != cur.image || values != cur.values;
+    if intent_changed {
+        // The intent file changes too: only when it is ours.
+        Record::check_ours(root, name)?;
     }
-    // The previous deployment (or what an interrupted update left), with
-    // its host files that the current one does not have.
-    slots::remove_slot(root, &co, name, other, &cur.host_files)?;
-    crate::failpoint!("update.other-removed");
     let mut base = cur.clone();
     base.values = values;
-    // The new slot is hardlinked from this source's repo.
-    base.repo = src.repo().or(base.repo);
-    let prep = prepare_slot(root, src, &img, &base, &co, other)?;
-    let mut rec = prep.record;
-    let mut created = Vec::new();
-    // Ours to replace: what either slot lists (an interrupted update or
-    // rollback may have left either version), and what this one plans.
-    let owned = [
-        cur.host_files.clone(),
-        other_files,
-        hostfs::planned_host_files(&prep.hostfs),
-    ]
-    .concat();
-    rec.host_files =
-        match hostfs::install(root, &prep.hostfs, &owned, Conflict::Refuse, &mut created) {
-            Ok(h) => h.files,
-            Err(e) => {
-                let _ = slots::remove_slot(root, &co, name, other, &cur.host_files);
-                return Err(e);
-            }
-        };
-    crate::failpoint!("update.hostfs-installed");
-
     let systemd = Systemd::detect(root);
     let was_active = systemd.is_active(name);
-    activate(root, &rec, &systemd)?;
-    // Only now that the new deployment is committed: the old host files.
-    let kept = hostfs::remove(root, &cur.host_files, &rec.host_files);
-    crate::failpoint!("update.old-hostfs-removed");
+    let Some((rec, kept)) = stage(root, src, &cur, base, &img, &systemd)? else {
+        return Ok(UpdateOutcome::UpToDate);
+    };
+    if intent_changed {
+        crate::record::state::sync_own_intent(root, name)?;
+    }
     let mut sw = Switched {
         from: cur.deployment.clone(),
         to: rec.deployment.clone(),
@@ -162,6 +132,9 @@ pub fn update(
                 rec.deployment
             );
             switch(root, &rec, cur.clone(), &systemd)?;
+            if intent_changed {
+                crate::record::state::sync_own_intent(root, name)?;
+            }
             // The failed version may have hit the start rate limit
             // (Restart=on-failure in a crash loop): a start would be refused.
             systemd.reset_failed(name);
@@ -178,6 +151,64 @@ pub fn update(
     Ok(UpdateOutcome::Updated(sw))
 }
 
+/// The steps of an update up to its commit: check `img` out with `base`'s
+/// values into the other slot than `cur`'s, install its host files, make it
+/// the active deployment (record, link, reload), remove the old host files.
+/// Restarts nothing. `None` when neither the image nor the values change.
+/// Returns the new record and the old host files the admin changed (left
+/// in place). The caller holds the container lock.
+pub(crate) fn stage(
+    root: &Root,
+    src: &dyn ImageStore,
+    cur: &Record,
+    mut base: Record,
+    img: &ImageSpec,
+    systemd: &Systemd,
+) -> Result<Option<(Record, Vec<String>)>, DeployError> {
+    let name = cur.name.as_str();
+    let other = 1 - slot_of(&cur.deployment);
+    let co = checkout_of(cur);
+    let other_dir = root.join(slot_path(&co, name, other));
+    let other_files = slots::slot_host_files(&other_dir);
+    if img.image_id == cur.image_id && img.name == cur.image && base.values == cur.values {
+        // An update interrupted after its commit point (this one, run
+        // again) left the other slot's host files behind: finish it.
+        hostfs::remove_quietly(root, &other_files, &cur.host_files);
+        return Ok(None);
+    }
+    // The previous deployment (or what an interrupted update left), with
+    // its host files that the current one does not have.
+    slots::remove_slot(root, &co, name, other, &cur.host_files)?;
+    crate::failpoint!("update.other-removed");
+    // The new slot is hardlinked from this source's repo.
+    base.repo = src.repo().or(base.repo);
+    let prep = prepare_slot(root, src, img, &base, &co, other)?;
+    let mut rec = prep.record;
+    let mut created = Vec::new();
+    // Ours to replace: what either slot lists (an interrupted update or
+    // rollback may have left either version), and what this one plans.
+    let owned = [
+        cur.host_files.clone(),
+        other_files,
+        hostfs::planned_host_files(&prep.hostfs),
+    ]
+    .concat();
+    rec.host_files =
+        match hostfs::install(root, &prep.hostfs, &owned, Conflict::Refuse, &mut created) {
+            Ok(h) => h.files,
+            Err(e) => {
+                let _ = slots::remove_slot(root, &co, name, other, &cur.host_files);
+                return Err(e);
+            }
+        };
+    crate::failpoint!("update.hostfs-installed");
+    activate(root, &rec, systemd)?;
+    // Only now that the new deployment is committed: the old host files.
+    let kept = hostfs::remove(root, &cur.host_files, &rec.host_files);
+    crate::failpoint!("update.old-hostfs-removed");
+    Ok(Some((rec, kept)))
+}
+
 /// Make `to`, a deployment in the other slot than `cur`'s, the active one,
 /// with its host files. The steps (README, "Durability"): `to`'s host files
 /// (listed in its slot's host-files.json), the record (the commit point),
@@ -185,7 +216,7 @@ pub fn update(
 /// admin changed is neither overwritten nor removed; the result names it.
 /// Interrupted before the record, running it again finishes it; after, the
 /// other direction undoes it (rollback toggles).
-fn switch(
+pub(crate) fn switch(
     root: &Root,
     cur: &Record,
     mut to: Record,
@@ -262,6 +293,12 @@ pub fn rollback(root: &Root, name: &str) -> Result<Switched, DeployError> {
     crate::failpoint!("rollback.checked");
     let run_it = !rec.no_container_service;
     let mut sw = switch(root, &cur, rec, &systemd)?;
+    crate::record::state::after_rollback(
+        root,
+        name,
+        "rolled back by syscontainer containers rollback",
+    )?;
+    systemd.daemon_reload()?;
     if was_active && run_it {
         systemd.unit("restart", name)?;
     }
@@ -277,8 +314,10 @@ pub fn set_enabled(root: &Root, name: &str, enabled: bool) -> Result<bool, Deplo
     if rec.enabled == enabled {
         return Ok(false);
     }
+    Record::check_ours(root, name)?;
     rec.enabled = enabled;
     rec.write(root)?;
+    crate::record::state::sync_own_intent(root, name)?;
     Systemd::detect(root).daemon_reload()?;
     Ok(true)
 }

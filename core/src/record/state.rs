@@ -215,6 +215,51 @@ impl State {
     }
 }
 
+/// After a CLI command changed the deployed record's intent (values, image,
+/// enabled; the caller checked [`super::Record::check_ours`]): rewrite the
+/// intent file to match, and the applied intent.
+pub fn sync_own_intent(root: &Root, name: &str) -> Result<(), RecordError> {
+    let Some(mut st) = State::load(root, name)? else {
+        return Ok(());
+    };
+    let intent = st.record_intent();
+    st.write_own_intent(root, &intent)?;
+    st.write(root).map(drop)
+}
+
+/// After `containers rollback`: the rolled-back record is what was applied.
+/// syscontainer's own intent file is rewritten to match; an admin's, which
+/// still asks for what was rolled back, is recorded as refused (so that the
+/// next start does not apply it again until the file changes).
+pub fn after_rollback(root: &Root, name: &str, reason: &str) -> Result<(), RecordError> {
+    let Some(mut st) = State::load(root, name)? else {
+        return Ok(());
+    };
+    let intent = st.record_intent();
+    st.trial = None;
+    match IntentFile::read(root, name)? {
+        IntentFile::File { path, bytes }
+            if st.owns(&bytes) && path == paths::record_path(name) =>
+        {
+            st.write_own_intent(root, &intent)?;
+        }
+        IntentFile::File { path, bytes } => {
+            st.applied = intent.normalized();
+            if let Ok((file, _)) = Intent::parse(&path, &bytes) {
+                if !file.same(&st.applied) {
+                    st.refused = Some(Refused {
+                        sha256: sha256_hex(&bytes),
+                        intent: file.normalized(),
+                        reason: reason.to_string(),
+                    });
+                }
+            }
+        }
+        IntentFile::None | IntentFile::Masked(_) => st.applied = intent.normalized(),
+    }
+    st.write(root).map(drop)
+}
+
 /// Write a file under `dir` (made 0700 if it is not already) atomically,
 /// mode 0600.
 pub(crate) fn write_private(
