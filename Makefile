@@ -42,7 +42,11 @@ install: man
 	install -D -m 0755 $(REL)/syscontainer-exec $(DESTDIR)$(LIBEXECDIR)/syscontainer-exec
 	install -D -m 0755 $(REL)/syscontainer-generator $(DESTDIR)$(SYSTEMD_GENERATOR_DIR)/syscontainer-generator
 	install -d $(DESTDIR)$(SYSTEMD_UNIT_DIR)
-	install -m 0644 units/*.target units/*.service units/*.timer $(DESTDIR)$(SYSTEMD_UNIT_DIR)/
+	install -m 0644 units/*.target units/*.service units/*.timer units/*.path $(DESTDIR)$(SYSTEMD_UNIT_DIR)/
+	# Enabled by default: a deleted record removes its container.
+	install -d $(DESTDIR)$(SYSTEMD_UNIT_DIR)/paths.target.wants $(DESTDIR)$(SYSTEMD_UNIT_DIR)/multi-user.target.wants
+	ln -sf ../syscontainer-reconcile.path $(DESTDIR)$(SYSTEMD_UNIT_DIR)/paths.target.wants/syscontainer-reconcile.path
+	ln -sf ../syscontainer-reconcile.service $(DESTDIR)$(SYSTEMD_UNIT_DIR)/multi-user.target.wants/syscontainer-reconcile.service
 	install -D -m 0644 units/syscontainer.conf $(DESTDIR)$(TMPFILES_DIR)/syscontainer.conf
 	for f in $(TARGET_DIR)/man/*.[0-9]; do \
 	  [ -e "$$f" ] || continue; s=$${f##*.}; \

@@ -151,6 +151,7 @@ pub fn run(cmd: ContainerCmd, settings: &Settings) -> Result<()> {
                 settings,
                 &a.image,
                 a.creds.clone(),
+                None,
                 a.tls_verify,
                 ls,
                 &a.trust,
@@ -208,10 +209,11 @@ pub fn run(cmd: ContainerCmd, settings: &Settings) -> Result<()> {
 
 /// The local image to install (or rebase to): `image` itself when it is
 /// stored, else the name it was pulled under.
-fn pull_if_needed(
+pub(crate) fn pull_if_needed(
     settings: &Settings,
     image: &str,
     creds: Option<String>,
+    authfile: Option<String>,
     tls_verify: bool,
     low_speed: syscontainer::source::LowSpeed,
     trust: &crate::images::TrustArgs,
@@ -222,7 +224,7 @@ fn pull_if_needed(
     }
     let opts = syscontainer::source::SourceOptions {
         creds,
-        authfile: None,
+        authfile: authfile.map(std::path::PathBuf::from),
         tls_verify,
         quiet: false,
         low_speed,
@@ -281,6 +283,7 @@ fn update(settings: &Settings, a: UpdateArgs) -> Result<()> {
             settings,
             &img,
             a.creds,
+            None,
             a.tls_verify,
             a.transfer.low_speed(),
             &a.trust,
@@ -298,7 +301,7 @@ fn update(settings: &Settings, a: UpdateArgs) -> Result<()> {
         Some(n) => vec![n],
         None => deploy::list(root, true)
             .into_iter()
-            .filter(|r| r.state != "invalid")
+            .filter(|r| r.state != "invalid" && r.declared != "pending")
             .map(|r| r.name)
             .collect(),
     };
@@ -356,17 +359,18 @@ fn list(root: &Root, all: bool, json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<24} {:<40} {:<14} {:<5} {:<10} RUNTIME",
-        "NAME", "IMAGE", "IMAGE ID", "DEPL", "STATE"
+        "{:<24} {:<40} {:<14} {:<5} {:<10} {:<9} RUNTIME",
+        "NAME", "IMAGE", "IMAGE ID", "DEPL", "STATE", "RECORD"
     );
     for r in rows {
         println!(
-            "{:<24} {:<40} {:<14} {:<5} {:<10} {}",
+            "{:<24} {:<40} {:<14} {:<5} {:<10} {:<9} {}",
             r.name,
             r.image,
             syscontainer::imgref::short_id(&r.image_id),
             r.deployment,
             r.state,
+            r.declared,
             r.runtime
         );
     }

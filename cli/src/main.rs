@@ -2,6 +2,7 @@
 //! under systemd. Thin: parse arguments, call the library, map errors to the
 //! documented exit codes.
 
+mod apply;
 mod auto_update;
 mod containers;
 mod images;
@@ -60,6 +61,8 @@ enum Cmd {
     #[command(flatten)]
     Container(containers::ContainerCmd),
     AutoUpdate(auto_update::AutoUpdateArgs),
+    Apply(apply::ApplyArgs),
+    Reconcile(apply::ReconcileArgs),
     /// Write the syscontainer(1) manual page into DIR (`make man`).
     #[command(hide = true)]
     GenerateMan {
@@ -73,6 +76,8 @@ fn run(settings: &Settings, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Images(c) => images::run(settings, c),
         Cmd::Container(c) => containers::run(c, settings),
         Cmd::AutoUpdate(a) => auto_update::run(settings, a),
+        Cmd::Apply(a) => apply::apply(settings, a),
+        Cmd::Reconcile(a) => apply::reconcile(settings, a),
         Cmd::GenerateMan { dir } => man::generate(&dir),
     }
 }

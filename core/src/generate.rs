@@ -127,8 +127,11 @@ pub fn convert_one(f: &Found, names: &mut Names, g: &mut Generated) {
             if record.no_container_service {
                 return; // the image only installs host files
             }
+            // An applied edit on trial: its start is confirmed after it, and
+            // a start that follows an unconfirmed one rolls it back first.
             let mut extra = unit::Extra {
                 confirm: *trial,
+                apply: *trial,
                 ..unit::Extra::default()
             };
             let mut refused = None;

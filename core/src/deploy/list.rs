@@ -20,6 +20,11 @@ pub struct ContainerRow {
     pub state: String,
     pub runtime: String,
     pub enabled: bool,
+    /// How the record file compares with what is deployed: `deployed`,
+    /// `pending` (declared, not deployed yet), `edited` (the next start
+    /// applies it), `refused` (the last good deployment stays), `removing`
+    /// (the file is gone), `invalid`.
+    pub declared: String,
 }
 
 /// Installed containers. Without `all`, only the running ones (as atomic).
@@ -32,16 +37,8 @@ pub fn list(root: &Root, all: bool) -> Vec<ContainerRow> {
     let mut rows = Vec::new();
     for f in found {
         let row = match f.state {
-            FoundState::Ok { record, .. } => {
-                let state = match systemd.state(&record.name) {
-                    Some(s) if s == "active" => "running".to_string(),
-                    Some(s) => s,
-                    None => match Runtime::new(&record.runtime).status(&record.name) {
-                        Some(s) if s == "stopped" => "inactive".to_string(),
-                        Some(s) => s,
-                        None => "inactive".to_string(),
-                    },
-                };
+            FoundState::Ok { record, decl, .. } => {
+                let state = unit_state(&systemd, &record.name, &record.runtime);
                 ContainerRow {
                     name: record.name.clone(),
                     image: record.image.clone(),
@@ -50,8 +47,19 @@ pub fn list(root: &Root, all: bool) -> Vec<ContainerRow> {
                     state,
                     runtime: record.runtime.clone(),
                     enabled: record.enabled,
+                    declared: decl.as_str().to_string(),
                 }
             }
+            FoundState::Pending { intent, .. } => ContainerRow {
+                name: f.name.clone(),
+                image: intent.image.clone(),
+                image_id: String::new(),
+                deployment: String::new(),
+                state: unit_state(&systemd, &f.name, &intent.runtime),
+                runtime: intent.runtime.clone(),
+                enabled: intent.enabled,
+                declared: "pending".into(),
+            },
             FoundState::Masked => continue,
             other => {
                 log::warn!("{}: {other:?}", f.path.display());
@@ -63,6 +71,7 @@ pub fn list(root: &Root, all: bool) -> Vec<ContainerRow> {
                     state: "invalid".into(),
                     runtime: String::new(),
                     enabled: false,
+                    declared: "invalid".into(),
                 }
             }
         };
@@ -71,4 +80,18 @@ pub fn list(root: &Root, all: bool) -> Vec<ContainerRow> {
         }
     }
     rows
+}
+
+/// `running`, `inactive`, `failed`, ...: from systemd when it runs, else
+/// from the runtime.
+fn unit_state(systemd: &Systemd, name: &str, runtime: &str) -> String {
+    match systemd.state(name) {
+        Some(s) if s == "active" => "running".to_string(),
+        Some(s) => s,
+        None => match Runtime::new(runtime).status(name) {
+            Some(s) if s == "stopped" => "inactive".to_string(),
+            Some(s) => s,
+            None => "inactive".to_string(),
+        },
+    }
 }

@@ -32,6 +32,7 @@ use crate::record::{Record, RecordError};
 use crate::template::TemplateError;
 use crate::vars::VarsError;
 
+pub mod apply;
 pub mod auto_update;
 mod health;
 mod hostfs;
@@ -127,6 +128,8 @@ pub enum DeployError {
         #[source]
         reason: Unhealthy,
     },
+    #[error("the applied edit of '{name}' was rolled back: {reason}")]
+    TrialFailed { name: String, reason: String },
 }
 
 impl DeployError {
@@ -150,7 +153,8 @@ impl DeployError {
             DeployError::AlreadyPresent { .. }
             | DeployError::Io { .. }
             | DeployError::HostFileExists { .. }
-            | DeployError::UpdateFailed { .. } => FAILURE,
+            | DeployError::UpdateFailed { .. }
+            | DeployError::TrialFailed { .. } => FAILURE,
         }
     }
 }
