@@ -34,7 +34,9 @@ pub fn apply(settings: &Settings, a: ApplyArgs) -> Result<()> {
     let root = &settings.root;
     let name = a.name.as_str();
     if a.confirm {
-        return apply::confirm(root, name).with_context(|| format!("cannot confirm {name}"));
+        // Set by systemd for ExecStartPost=.
+        let main_pid = std::env::var("MAINPID").ok().and_then(|p| p.parse().ok());
+        return apply::confirm(root, name, main_pid).with_context(|| format!("cannot confirm {name}"));
     }
     match apply::plan(root, name).with_context(|| format!("cannot apply {name}"))? {
         Plan::Nothing => log::debug!("{name}: up to date"),
@@ -51,7 +53,7 @@ pub fn apply(settings: &Settings, a: ApplyArgs) -> Result<()> {
             log::error!("{name}: {reason}; rolled back to the previous deployment");
         }
         Plan::Install { path, intent } => {
-            let image = pull(settings, &intent)?;
+            let image = pull(settings, &intent).inspect_err(|e| notify_status(&format!("{e:#}")))?;
             let src = settings.store_source()?;
             let rec = apply::install(
                 root,
@@ -111,6 +113,26 @@ pub fn apply(settings: &Settings, a: ApplyArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Tell systemd why the start is failing (`STATUS=`, shown by `systemctl
+/// status`), when it listens (`NOTIFY_SOCKET`; the pending unit has
+/// `NotifyAccess=all`). Best effort.
+fn notify_status(msg: &str) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(sock) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let sock = sock.to_string_lossy().into_owned();
+    let addr = match sock.strip_prefix('@') {
+        Some(abs) => SocketAddr::from_abstract_name(abs.as_bytes()),
+        None => SocketAddr::from_pathname(&sock),
+    };
+    let line: String = msg.chars().map(|c| if c == '\n' { ' ' } else { c }).collect();
+    if let (Ok(addr), Ok(s)) = (addr, UnixDatagram::unbound()) {
+        let _ = s.send_to_addr(format!("STATUS={line}").as_bytes(), &addr);
+    }
 }
 
 /// This process runs in `NAME.service` (its ExecStartPre=).

@@ -273,7 +273,10 @@ pub fn run(root: &Root, name: &str) -> Result<Infallible, ExecError> {
 fn runtime_of(root: &Root, name: &str) -> Result<Runtime, ExecError> {
     match Record::load(root, name) {
         Ok((rec, _)) => Ok(Runtime::new(rec.runtime)),
-        Err(RecordError::NotFound { .. }) => Ok(Runtime::new(paths::DEFAULT_RUNTIME)),
+        // Not deployed (yet): nothing of it runs.
+        Err(RecordError::NotFound { .. } | RecordError::Pending { .. }) => {
+            Ok(Runtime::new(paths::DEFAULT_RUNTIME))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -304,7 +307,7 @@ pub fn wait_running(root: &Root, name: &str, main_pid: Option<i32>) -> Result<()
 }
 
 /// A process exists and is not a zombie.
-fn process_alive(pid: i32) -> bool {
+pub(crate) fn process_alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         // the state is the first field after the ")" that ends the comm
         Ok(stat) => stat

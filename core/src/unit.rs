@@ -344,7 +344,9 @@ pub fn render_with(rec: &Record, source: &Path, extra: &Extra) -> Result<Rendere
         }
     }
     if extra.pending {
-        service_lines.push_str("RestartSec=10s\n");
+        // `apply` reports a failed pull with sd_notify STATUS=, which
+        // `systemctl status` shows.
+        service_lines.push_str("RestartSec=10s\nNotifyAccess=all\n");
     }
     if extra.network {
         for s in ["TimeoutStartSec=", PULL_START_TIMEOUT, "\n"] {

@@ -14,6 +14,9 @@
 #  - edited into invalid JSON: reload -> web keeps running, its status says
 #    the edit was refused and why; a restart keeps the last good deployment;
 #  - fixed: reload + restart -> applied (web.0);
+#  - edited to an image whose process exits at once: the restart fails, the
+#    edit is rolled back (Restart= brings the previous deployment back) and
+#    recorded as refused;
 #  - late's registry comes up: a restart of late succeeds;
 #  - web's file is deleted: reload -> syscontainer-reconcile removes web.
 # shellcheck source=tests/system/sc.sh
@@ -21,7 +24,7 @@
 # shellcheck source=tests/system/guest-registry.sh
 . "$(dirname "$0")/guest-registry.sh"
 
-SC_IMAGES="hello"
+SC_IMAGES="hello broken"
 guest_registry_prepare plain
 sc_setup
 STATEDIR=/etc/syscontainer/state
@@ -62,6 +65,11 @@ check "boot 1 reaches 'running'" boot
 check "the registry unit is active" is_active sctest-registry
 REF=$GREG_ADDR/sctest/web:latest
 check "push hello as $REF" guest_registry_push hello sctest/web:latest
+push_broken() {
+    nsenter -t "$PID1" -n skopeo copy -q --dest-tls-verify=false \
+        "docker-archive:$SC_FIXTURES/broken.tar" "docker://$GREG_ADDR/sctest/web:broken"
+}
+check "push broken (exits at once) as sctest/web:broken" push_broken
 check "clean poweroff" shutdown_guest
 check "no image was ever stored in the guest" \
     sh -c "! ls '$ROOT'/ostree/repo/refs/heads 2>/dev/null | grep -q . && ! ls '$ROOT$CHECKOUTS' 2>/dev/null | grep -q ."
@@ -144,6 +152,21 @@ check "restart web" g systemctl restart web
 check "the fix is applied: Three" wait_for 10 env_has web '^RECEIVER=Three$'
 check "in web.0" gsh "test \"\$(readlink $CHECKOUTS/web)\" = web.0"
 check "confirmed" wait_for 20 gsh "jq -e '.trial == null and .refused == null' $STATEDIR/web.json"
+
+# --------------------------------------------------------------------- an edit that fails its trial
+printf '{ "version": 1, "image": "http:%s/sctest/web:broken", "values": { "RECEIVER": "Four" }, "settle": 2 }\n' "$GREG_ADDR" | gput /dev/stdin "$RECDIR/web.json" 644
+check "daemon-reload (web:broken)" g systemctl daemon-reload
+check "another image: the edited unit waits for the network" \
+    gsh "grep -q '^After=network-online.target' $GENDIR/web.service && grep -q '^ExecStartPre=/usr/bin/syscontainer apply web$' $GENDIR/web.service"
+check "restart web fails (the new version exits at once)" not g systemctl restart web
+check "web is active again" wait_for 30 is_active web
+check "on the previous deployment: Three in web.0" \
+    wait_for 10 gsh "grep -qx RECEIVER=Three /var/lib/web/env && test \"\$(readlink $CHECKOUTS/web)\" = web.0"
+check "the edit is recorded as refused, with the reason" \
+    gsh "jq -e '.trial == null and (.refused.reason | length > 0) and .refused.intent.image == \"http:$GREG_ADDR/sctest/web:broken\" and .applied.values.RECEIVER == \"Three\"' $STATEDIR/web.json"
+check "systemctl status web says the edit was refused" \
+    gsh "systemctl status --no-pager -l web | grep -q 'edit of $RECDIR/web.json refused'"
+check "the journal says it was rolled back" gsh "journalctl -b -u web -o cat --no-pager | grep -E 'rolled back'"
 
 # --------------------------------------------------------------------- late's registry comes back
 check "start late's registry" g systemctl start sctest-registry2

@@ -278,7 +278,7 @@ pub fn rollback_trial(root: &Root, name: &str, reason: &str) -> Result<bool, Dep
 /// container must stay running for the trial's settle time; then the edit
 /// is kept. Otherwise it is rolled back ([`rollback_trial`]) and the error
 /// says why (the unit fails, and `Restart=` starts the previous version).
-pub fn confirm(root: &Root, name: &str) -> Result<(), DeployError> {
+pub fn confirm(root: &Root, name: &str, main_pid: Option<i32>) -> Result<(), DeployError> {
     let Some(st) = State::load(root, name)? else {
         return Ok(());
     };
@@ -288,26 +288,26 @@ pub fn confirm(root: &Root, name: &str) -> Result<(), DeployError> {
     let runtime = Runtime::new(&st.record.runtime);
     let settle = Duration::from_secs(trial.settle);
     let start = Instant::now();
-    let mut seen = false;
     loop {
-        let status = runtime.status(name);
-        match status.as_deref() {
-            Some("running" | "paused") => seen = true,
-            // A unit that runs no container of its own: nothing to watch.
-            None if !seen => break,
-            other => {
-                let reason = format!(
-                    "the container was {} {:.1}s after the start of the edit (it must stay running for {}s)",
-                    other.unwrap_or("gone"),
-                    start.elapsed().as_secs_f64(),
-                    trial.settle
-                );
-                rollback_trial(root, name, &reason)?;
-                return Err(DeployError::TrialFailed {
-                    name: name.to_string(),
-                    reason,
-                });
-            }
+        // The unit's main process (`$MAINPID`), else the container.
+        let down = match main_pid {
+            Some(pid) => (!crate::exec::process_alive(pid)).then(|| format!("main process {pid} gone")),
+            None => match runtime.status(name).as_deref() {
+                Some("running" | "paused") => None,
+                other => Some(format!("container {}", other.unwrap_or("gone"))),
+            },
+        };
+        if let Some(what) = down {
+            let reason = format!(
+                "{what} {:.1}s after the start of the edit (it must stay up for {}s)",
+                start.elapsed().as_secs_f64(),
+                trial.settle
+            );
+            rollback_trial(root, name, &reason)?;
+            return Err(DeployError::TrialFailed {
+                name: name.to_string(),
+                reason,
+            });
         }
         if start.elapsed() >= settle {
             break;
