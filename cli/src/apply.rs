@@ -36,7 +36,8 @@ pub fn apply(settings: &Settings, a: ApplyArgs) -> Result<()> {
     if a.confirm {
         // Set by systemd for ExecStartPost=.
         let main_pid = std::env::var("MAINPID").ok().and_then(|p| p.parse().ok());
-        return apply::confirm(root, name, main_pid).with_context(|| format!("cannot confirm {name}"));
+        return apply::confirm(root, name, main_pid)
+            .with_context(|| format!("cannot confirm {name}"));
     }
     match apply::plan(root, name).with_context(|| format!("cannot apply {name}"))? {
         Plan::Nothing => log::debug!("{name}: up to date"),
@@ -53,7 +54,8 @@ pub fn apply(settings: &Settings, a: ApplyArgs) -> Result<()> {
             log::error!("{name}: {reason}; rolled back to the previous deployment");
         }
         Plan::Install { path, intent } => {
-            let image = pull(settings, &intent).inspect_err(|e| notify_status(&format!("{e:#}")))?;
+            let image =
+                pull(settings, &intent).inspect_err(|e| notify_status(&format!("{e:#}")))?;
             let src = settings.store_source()?;
             let rec = apply::install(
                 root,
@@ -129,7 +131,10 @@ fn notify_status(msg: &str) {
         Some(abs) => SocketAddr::from_abstract_name(abs.as_bytes()),
         None => SocketAddr::from_pathname(&sock),
     };
-    let line: String = msg.chars().map(|c| if c == '\n' { ' ' } else { c }).collect();
+    let line: String = msg
+        .chars()
+        .map(|c| if c == '\n' { ' ' } else { c })
+        .collect();
     if let (Ok(addr), Ok(s)) = (addr, UnixDatagram::unbound()) {
         let _ = s.send_to_addr(format!("STATUS={line}").as_bytes(), &addr);
     }

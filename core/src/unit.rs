@@ -367,7 +367,13 @@ pub fn render_with(rec: &Record, source: &Path, extra: &Extra) -> Result<Rendere
         }
     }
     if extra.confirm {
-        for s in ["ExecStartPost=", paths::CLI, " apply --confirm ", &rec.name, "\n"] {
+        for s in [
+            "ExecStartPost=",
+            paths::CLI,
+            " apply --confirm ",
+            &rec.name,
+            "\n",
+        ] {
             service_lines.push_str(s);
         }
     }

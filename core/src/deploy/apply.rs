@@ -291,7 +291,9 @@ pub fn confirm(root: &Root, name: &str, main_pid: Option<i32>) -> Result<(), Dep
     loop {
         // The unit's main process (`$MAINPID`), else the container.
         let down = match main_pid {
-            Some(pid) => (!crate::exec::process_alive(pid)).then(|| format!("main process {pid} gone")),
+            Some(pid) => {
+                (!crate::exec::process_alive(pid)).then(|| format!("main process {pid} gone"))
+            }
             None => match runtime.status(name).as_deref() {
                 Some("running" | "paused") => None,
                 other => Some(format!("container {}", other.unwrap_or("gone"))),

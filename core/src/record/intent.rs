@@ -272,7 +272,10 @@ mod tests {
         let (i, w) = Intent::parse(p(), br#"{"version":1,"image":"r/etcd:3.5"}"#).unwrap();
         assert!(w.is_empty() && i.enabled && i.values.is_empty());
         assert_eq!(i.target, "multi-user.target");
-        assert_eq!(i.to_json(), "{\n  \"version\": 1,\n  \"image\": \"r/etcd:3.5\",\n  \"enabled\": true\n}\n");
+        assert_eq!(
+            i.to_json(),
+            "{\n  \"version\": 1,\n  \"image\": \"r/etcd:3.5\",\n  \"enabled\": true\n}\n"
+        );
         let (i, w) = Intent::parse(
             p(),
             br#"{"version":1,"name":"etcd","image":"r/etcd:3.5","values":{"A":"x","N":3,"B":true},
@@ -287,11 +290,17 @@ mod tests {
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("'colour'"), "{w:?}");
         let j = i.to_json();
-        assert!(!j.contains("colour") && !j.contains("\"name\"") && j.contains("autoUpdate"), "{j}");
+        assert!(
+            !j.contains("colour") && !j.contains("\"name\"") && j.contains("autoUpdate"),
+            "{j}"
+        );
         let (back, _) = Intent::parse(p(), j.as_bytes()).unwrap();
         assert!(back.same(&i) && back == i.normalized());
-        let (snake, _) =
-            Intent::parse(p(), br#"{"version":1,"image":"i","auto_update":"registry"}"#).unwrap();
+        let (snake, _) = Intent::parse(
+            p(),
+            br#"{"version":1,"image":"i","auto_update":"registry"}"#,
+        )
+        .unwrap();
         assert_eq!(snake.auto_update, Some(AutoUpdate::Registry));
     }
 
@@ -303,9 +312,15 @@ mod tests {
             (br#"{"version":1,"image":""}"#, "no image"),
             (br#"{"version":3,"image":"i"}"#, "version 3"),
             (br#"{"version":1,"image":"i","name":"other"}"#, "'other'"),
-            (br#"{"version":1,"image":"i","values":{"A":[1]}}"#, "value of 'A'"),
+            (
+                br#"{"version":1,"image":"i","values":{"A":[1]}}"#,
+                "value of 'A'",
+            ),
             (br#"{"version":1,"image":"i","target":"x"}"#, "target 'x'"),
-            (br#"{"version":1,"image":"i","autoUpdate":"daily"}"#, "daily"),
+            (
+                br#"{"version":1,"image":"i","autoUpdate":"daily"}"#,
+                "daily",
+            ),
         ] {
             let e = Intent::parse(p(), text).unwrap_err();
             let m = e.to_string();

@@ -16,7 +16,6 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -526,19 +525,31 @@ mod tests {
         assert_eq!(back, r);
         assert_eq!(logical, PathBuf::from("/etc/syscontainer/state/etcd.json"));
         // The intent file, as an admin would write it, and syscontainer's.
-        let intent = fs::read_to_string(root.join("/etc/syscontainer/containers/etcd.json")).unwrap();
+        let intent =
+            fs::read_to_string(root.join("/etc/syscontainer/containers/etcd.json")).unwrap();
         assert_eq!(
             intent,
             "{\n  \"version\": 1,\n  \"image\": \"example.org/etcd:latest\",\n  \"values\": {\n    \"ETCD_NAME\": \"one\"\n  },\n  \"enabled\": true\n}\n"
         );
         Record::check_ours(&root, "etcd").unwrap();
-        fs::write(root.join("/etc/syscontainer/containers/etcd.json"), intent.replace("one", "two")).unwrap();
+        fs::write(
+            root.join("/etc/syscontainer/containers/etcd.json"),
+            intent.replace("one", "two"),
+        )
+        .unwrap();
         let e = Record::check_ours(&root, "etcd").unwrap_err().to_string();
-        assert!(e.contains("/etc/syscontainer/containers/etcd.json") && e.contains("systemctl daemon-reload"), "{e}");
+        assert!(
+            e.contains("/etc/syscontainer/containers/etcd.json")
+                && e.contains("systemctl daemon-reload"),
+            "{e}"
+        );
         // Removing keeps a file that is not ours.
         Record::remove(&root, "etcd").unwrap();
         assert!(root.join("/etc/syscontainer/containers/etcd.json").exists());
-        assert!(matches!(Record::load(&root, "etcd"), Err(RecordError::Pending { .. })));
+        assert!(matches!(
+            Record::load(&root, "etcd"),
+            Err(RecordError::Pending { .. })
+        ));
     }
 
     #[test]
@@ -555,12 +566,18 @@ mod tests {
         r2.image_id = "sha256:def".into();
         r2.write(&root).unwrap();
         let intent = fs::read_to_string(etc.join("etcd.json")).unwrap();
-        assert!(!intent.contains("image_id") && !intent.contains("deployment"), "{intent}");
+        assert!(
+            !intent.contains("image_id") && !intent.contains("deployment"),
+            "{intent}"
+        );
         assert_eq!(Record::load(&root, "etcd").unwrap().0, r2);
         Record::check_ours(&root, "etcd").unwrap();
         Record::remove(&root, "etcd").unwrap();
         assert!(!etc.join("etcd.json").exists());
-        assert!(matches!(Record::load(&root, "etcd"), Err(RecordError::NotFound { .. })));
+        assert!(matches!(
+            Record::load(&root, "etcd"),
+            Err(RecordError::NotFound { .. })
+        ));
     }
 
     #[test]

@@ -104,7 +104,7 @@ enum Read {
     Intent {
         intent: Intent,
         warnings: Vec<String>,
-        legacy: Option<Record>,
+        legacy: Option<Box<Record>>,
     },
 }
 
@@ -143,7 +143,7 @@ impl Candidate {
                             Ok((rec, warnings)) => Read::Intent {
                                 intent,
                                 warnings,
-                                legacy: Some(rec),
+                                legacy: Some(Box::new(rec)),
                             },
                             Err(e) => {
                                 drop(warnings);
@@ -204,7 +204,7 @@ fn combine(read: Read, state: Option<Result<State, RecordError>>) -> FoundState 
                     legacy: Some(rec),
                     ..
                 } => FoundState::Ok {
-                    record: Box::new(rec),
+                    record: rec,
                     warnings,
                     decl: Decl::Applied,
                     trial: false,

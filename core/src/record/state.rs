@@ -238,9 +238,7 @@ pub fn after_rollback(root: &Root, name: &str, reason: &str) -> Result<(), Recor
     let intent = st.record_intent();
     st.trial = None;
     match IntentFile::read(root, name)? {
-        IntentFile::File { path, bytes }
-            if st.owns(&bytes) && path == paths::record_path(name) =>
-        {
+        IntentFile::File { path, bytes } if st.owns(&bytes) && path == paths::record_path(name) => {
             st.write_own_intent(root, &intent)?;
         }
         IntentFile::File { path, bytes } => {
@@ -313,9 +311,15 @@ mod tests {
     fn roundtrip_mode_and_ownership() {
         let d = tempfile::tempdir().unwrap();
         let root = Root::new(d.path());
-        let rec = Record::new("etcd", "r/etcd:1", "sha256:a", "/var/lib/containers/atomic/etcd.0");
+        let rec = Record::new(
+            "etcd",
+            "r/etcd:1",
+            "sha256:a",
+            "/var/lib/containers/atomic/etcd.0",
+        );
         let mut st = State::new(rec.clone(), Intent::of_record(&rec), Owner::Admin);
-        st.write_own_intent(&root, &Intent::of_record(&rec)).unwrap();
+        st.write_own_intent(&root, &Intent::of_record(&rec))
+            .unwrap();
         let p = st.write(&root).unwrap();
         assert_eq!(p, PathBuf::from("/etc/syscontainer/state/etcd.json"));
         let meta = |p: &Path| fs::metadata(root.join(p)).unwrap().permissions().mode() & 0o777;
