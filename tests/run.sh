@@ -38,7 +38,7 @@ tests/fixtures/make-images.sh all
 step "cargo test (with the crash-consistency and concurrency tests: cli/tests/crash.rs, feature failpoints)"
 cargo test --workspace --all-features
 step "systemd-analyze verify on generated units"
-tests/verify-units.sh "$REL/syscontainer-generator" "$REL/syscontainer-exec"
+tests/verify-units.sh "$REL/syscontainer-generator" "$REL/syscontainer-exec" "$REL/syscontainer"
 step "Debian package (test-boot-activation installs it with dpkg -i)"
 packaging/build-deb.sh
 step "system tests (systemd in systemd-nspawn)"

@@ -9,18 +9,25 @@
 # namespace with a tmpfs on /run (it writes /run/systemd/...), and the exec
 # helper is bind-mounted at the path the units name.
 #
-# Usage: tests/verify-units.sh [GENERATOR [EXEC_HELPER]]
+# The CLI that declarative units run (ExecStartPre=.../syscontainer apply)
+# is put at its path the same way, over an overlay of its directory.
+#
+# Usage: tests/verify-units.sh [GENERATOR [EXEC_HELPER [CLI]]]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GEN=$(realpath "${1:-target/release/syscontainer-generator}")
 HELPER=$(realpath "${2:-target/release/syscontainer-exec}")
-for f in "$GEN" "$HELPER"; do [ -x "$f" ] || { echo "FAIL: $f is not built" >&2; exit 1; }; done
+CLI=$(realpath "${3:-$(dirname "$GEN")/syscontainer}")
+for f in "$GEN" "$HELPER" "$CLI"; do [ -x "$f" ] || { echo "FAIL: $f is not built" >&2; exit 1; }; done
 command -v systemd-analyze >/dev/null || { echo "FAIL: systemd-analyze missing" >&2; exit 1; }
 # The helper's path as the generator writes it (set at build time), from its
 # own output: grepping the binary's strings breaks when literals are packed.
 HELPER_PATH=$(SYSCONTAINER_ROOT=tests/golden/minimal/input SYSCONTAINER_LOG=stderr "$GEN" --dry-run 2>/dev/null |
   sed -n 's/^ExecStart=\(\/[^ ]*\/syscontainer-exec\) .*/\1/p' | head -1)
 HELPER_PATH=${HELPER_PATH:-/usr/libexec/syscontainer-exec}
+CLI_PATH=$(SYSCONTAINER_ROOT=tests/golden/declarative/input SYSCONTAINER_LOG=stderr "$GEN" --dry-run 2>/dev/null |
+  sed -n 's/^ExecStartPre=\(\/[^ ]*\/syscontainer\) apply .*/\1/p' | head -1)
+CLI_PATH=${CLI_PATH:-/usr/bin/syscontainer}
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 
 # 1. golden cases
@@ -57,13 +64,19 @@ SYSCONTAINER_ROOT="$W/corpus-root" SYSCONTAINER_LOG=stderr "$GEN" "$W/units/corp
 #  - atomic's own test image uses Restart=on-crash, which systemd never had.
 KNOWN='azure.service: Command /usr/bin/python is not executable|system-container-files.service:[0-9]*: Failed to parse service restart specifier, ignoring: on-crash'
 
-export W HELPER HELPER_PATH KNOWN
+export W HELPER HELPER_PATH CLI CLI_PATH KNOWN
 unshare -m --propagation private bash -c '
   set -u
   mount -t tmpfs tmpfs /run
   d=$(dirname "$HELPER_PATH")
   if [ ! -d "$d" ]; then echo "FAIL: $d does not exist on this host"; exit 1; fi
   mount -t tmpfs tmpfs "$d"; cp "$HELPER" "$HELPER_PATH"
+  d=$(dirname "$CLI_PATH")
+  if [ ! -x "$CLI_PATH" ]; then
+    mkdir -p "$W/cli-upper" "$W/cli-work"
+    mount -t overlay -o "lowerdir=$d,upperdir=$W/cli-upper,workdir=$W/cli-work" overlay "$d" || { echo "FAIL: cannot overlay $d"; exit 1; }
+    cp "$CLI" "$CLI_PATH"
+  fi
   fails=0; n=0
   for u in $(find "$W/units" -type f \( -name "*.service" -o -name "*.target" -o -name "*.timer" \) | sort); do
     n=$((n+1))
