@@ -155,9 +155,11 @@ fn auto_update(root: &Path, extra: &[&str]) -> (Vec<serde_json::Value>, Option<i
     )
 }
 
+/// The deployed record: in syscontainer's state.
 fn record(root: &Path, name: &str) -> serde_json::Value {
-    let p = root.join(format!("etc/syscontainer/containers/{name}.json"));
-    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    let p = root.join(format!("etc/syscontainer/state/{name}.json"));
+    let st: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+    st["record"].clone()
 }
 
 fn state(root: &Path) -> Option<serde_json::Value> {

@@ -27,6 +27,7 @@ SC_FIXTURES=${SYSCONTAINER_FIXTURES:-/var/tmp/syscontainer-fixtures}
 SC_IMAGES=${SC_IMAGES:-hello hello-v2}   # images a test needs in the guest
 GIMG=/var/tmp/images                     # where they are in the guest
 RECDIR=/etc/syscontainer/containers
+STATEDIR=/etc/syscontainer/state         # syscontainer's state: .record is the deployed record
 CHECKOUTS=/var/lib/containers/atomic
 GENDIR=/run/systemd/generator
 

@@ -24,7 +24,7 @@ REF=$GREG_ADDR/sctest/web:latest
 check "push hello as $REF" guest_registry_push hello sctest/web:latest
 check "install web --auto-update registry --now (pulled from the registry)" \
     sc install --name web --auto-update registry --now "http:$REF"
-check "the record opts in" gsh "jq -e '.auto_update == \"registry\"' $RECDIR/web.json"
+check "the record opts in" gsh "jq -e '.autoUpdate == \"registry\"' $RECDIR/web.json && jq -e '.record.auto_update == \"registry\"' $STATEDIR/web.json"
 check "web running" wait_for 10 is_active web
 
 check "the timer unit is installed" g test -f /lib/systemd/system/syscontainer-auto-update.timer
@@ -52,7 +52,7 @@ check "push hello-v2 under the same tag" guest_registry_push hello-v2 sctest/web
 check "auto-update: updated" auto_update_says 0 updated
 check "web active on web.1" gsh "test \"\$(readlink $CHECKOUTS/web)\" = web.1"
 check "web runs version 2" wait_for 5 journal_has web 'from web \(version 2\)'
-check "the record still opts in" gsh "jq -e '.auto_update == \"registry\"' $RECDIR/web.json"
+check "the record still opts in" gsh "jq -e '.autoUpdate == \"registry\"' $RECDIR/web.json && jq -e '.record.auto_update == \"registry\"' $STATEDIR/web.json"
 id1=$(ident web)
 
 push_broken() {
@@ -63,7 +63,7 @@ check "push broken (exits at once) under the same tag" push_broken
 check "auto-update: rolled back, exit 1" auto_update_says 1 "rolled back"
 check "web is active again" wait_for 10 is_active web
 check "web is back on web.1 (version 2)" gsh "test \"\$(readlink $CHECKOUTS/web)\" = web.1"
-check "the record is version 2's" gsh "jq -e '.deployment == \"$CHECKOUTS/web.1\"' $RECDIR/web.json"
+check "the record is version 2's" gsh "jq -e '.record.deployment == \"$CHECKOUTS/web.1\"' $STATEDIR/web.json"
 check "the failed digest is recorded" \
     gsh "jq -e '.containers.web.failed.digest | startswith(\"sha256:\")' /var/lib/syscontainer/auto-update.json"
 id2=$(ident web)

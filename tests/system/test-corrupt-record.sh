@@ -18,9 +18,10 @@ check "install good2" sc_install good2 hello --set RECEIVER=Good2
 check "clean poweroff after boot 1" shutdown_guest
 
 printf '{"version":1,"name":"bad","image":' >"$ROOT$RECDIR/bad.json"
-# gone: a valid record (built-in template, disabled) whose deployment is missing
-jq '.name = "gone" | .enabled = false | .service_template = null
-    | .deployment = "/var/lib/containers/atomic/gone.0"' "$ROOT$RECDIR/good1.json" >"$ROOT$RECDIR/gone.json"
+# gone: a valid first-wave record (built-in template, disabled) whose
+# deployment is missing, made from good1's deployed record (its state)
+jq '.record | .name = "gone" | .enabled = false | .service_template = null
+    | .deployment = "/var/lib/containers/atomic/gone.0"' "$ROOT/etc/syscontainer/state/good1.json" >"$ROOT$RECDIR/gone.json"
 printf '{"version":1,"name":"worse","enabled":"yes please"}\n' >"$ROOT$RECDIR/worse.json"
 mark=$(kmsg_mark)
 

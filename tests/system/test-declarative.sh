@@ -27,7 +27,7 @@
 SC_IMAGES="hello broken"
 guest_registry_prepare plain
 sc_setup
-STATEDIR=/etc/syscontainer/state
+
 LATE_ADDR=127.0.0.1:5001
 
 # The registry as units of the guest: web's first start pulls during boot.

@@ -44,7 +44,7 @@ old_is_back() {   # the old version runs on web.0, with its values and host file
     check "$tag: runc: web running" runc_running web
     check "$tag: symlink back on web.0" gsh "test \"\$(readlink $CHECKOUTS/web)\" = web.0"
     check "$tag: record back on web.0 and the hello-hostfs image, no BROKEN_DELAY" \
-        gsh "jq -e '.deployment == \"$CHECKOUTS/web.0\" and (.image | test(\"hello-hostfs:\")) and (.values.BROKEN_DELAY == null)' $RECDIR/web.json"
+        gsh "jq -e '.record | .deployment == \"$CHECKOUTS/web.0\" and (.image | test(\"hello-hostfs:\")) and (.values.BROKEN_DELAY == null)' $STATEDIR/web.json"
     check "$tag: the unit runs web.0 (WorkingDirectory)" prop_is web WorkingDirectory "$CHECKOUTS/web.0"
     check "$tag: the old version runs again: last data log line is version 1, RECEIVER=Stable" \
         wait_for 5 sh -c "tail -n 1 '$ROOT/var/lib/web/log' | grep -x 'start version=1 receiver=Stable port=8081'"

@@ -28,6 +28,7 @@ check "no generated unit file" not g test -e $GENDIR/doomed.service
 check "no boot activation link" not g test -e $GENDIR/multi-user.target.wants/doomed.service
 check "no syscontainers.target.wants link" not g test -e $GENDIR/syscontainers.target.wants/doomed.service
 check "no record" not g test -e $RECDIR/doomed.json
+check "no state" not g test -e $STATEDIR/doomed.json
 check "no deployments, no symlink" \
     gsh "! ls -d $CHECKOUTS/doomed $CHECKOUTS/doomed.0 $CHECKOUTS/doomed.1 2>/dev/null | grep ."
 check "no rendered bundle" not g test -e /run/syscontainer/bundle/doomed

@@ -25,7 +25,7 @@ id0=$(ident web)
 deployment_is() {   # deployment_is NAME SLOT: symlink, record, and the running unit
     local l d
     l=$(g readlink "$CHECKOUTS/$1")
-    d=$(g jq -r .deployment "$RECDIR/$1.json")
+    d=$(g jq -r .record.deployment "$STATEDIR/$1.json")
     echo "symlink -> $l, record deployment $d"
     [ "$l" = "$1.$2" ] && [ "$d" = "$CHECKOUTS/$1.$2" ] || return 1
     # the running unit was generated from this record: DESTDIR is the slot
