@@ -1,5 +1,7 @@
 #!/bin/bash
-# Generator benchmark: syscontainer-generator on 0, 10 and 1000 records, side
+# Generator benchmark: syscontainer-generator on 0, 10 and 1000 records (each
+# a declarative intent file and its state, as `syscontainer install` and
+# `apply` leave them), side
 # by side with systemd-fstab-generator on an fstab of 1000 entries (and an
 # empty one), on the same tmpfs, in one run. Prints wall and CPU time per
 # entry and the ratios, the no-records time, peak RSS against the issue 11
@@ -29,19 +31,23 @@ cleanup() { umount "$B" 2>/dev/null || true; rmdir "$B"; }
 trap cleanup EXIT
 mount -t tmpfs -o size=256m tmpfs "$B"
 
-mkroot() {  # mkroot DIR N
-  local d=$1/etc/syscontainer/containers; mkdir -p "$d"
+mkroot() {  # mkroot DIR N: N deployed declarative containers, each an intent file and its state
+  local d=$1/etc/syscontainer; mkdir -p "$d/containers" "$d/state"
   python3 - "$d" "$2" <<'PY'
 import json, sys
 d, n = sys.argv[1], int(sys.argv[2])
 tpl = "[Unit]\nDescription=Etcd Server\nAfter=network.target\n\n[Service]\nExecStart=$EXEC_START\nExecStop=$EXEC_STOP\nRestart=on-failure\nWorkingDirectory=$DESTDIR\nRuntimeDirectory=${NAME}\n\n[Install]\nWantedBy=multi-user.target\n"
 for i in range(n):
     name = "svc%04d" % i
+    intent = {"version": 1, "image": "registry.example/etcd:latest", "values": {"ETCD_NAME": name},
+              "enabled": i % 2 == 0}
     r = {"version": 1, "name": name, "image": "registry.example/etcd:latest", "image_id": "sha256:" + "ab"*32,
          "deployment": "/var/lib/containers/atomic/%s.0" % name, "values": {"ETCD_NAME": name},
          "default_values": {"ETCD_DATA_DIR": "/var/lib/etcd", "ETCD_INITIAL_CLUSTER_STATE": "new"},
          "enabled": i % 2 == 0, "service_template": tpl, "uuid": "00000000-0000-4000-8000-%012d" % i}
-    open("%s/%s.json" % (d, name), "w").write(json.dumps(r, indent=2))
+    state = {"version": 1, "record": r, "applied": intent, "intentOwner": "admin"}
+    open("%s/containers/%s.json" % (d, name), "w").write(json.dumps(intent, indent=2))
+    open("%s/state/%s.json" % (d, name), "w").write(json.dumps(state, indent=2))
 PY
 }
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)

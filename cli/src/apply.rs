@@ -47,6 +47,10 @@ pub fn apply(settings: &Settings, a: ApplyArgs) -> Result<()> {
         Plan::Refused { path, reason } => {
             log::warn!("edit of {} refused: {reason}", path.display())
         }
+        // By hand, while the unit runs the edit: its own start confirms it.
+        Plan::FailedTrial if !in_unit(name) && Systemd::detect(root).is_active(name) => {
+            println!("{name}: an applied edit is on trial; its start confirms it")
+        }
         Plan::FailedTrial => {
             let reason = "the applied edit did not start (its start was not confirmed)";
             apply::rollback_trial(root, name, reason)
@@ -65,7 +69,8 @@ pub fn apply(settings: &Settings, a: ApplyArgs) -> Result<()> {
                 &image,
                 &settings.location.checkout_root(),
             )
-            .with_context(|| format!("cannot deploy {name} from {}", path.display()))?;
+            .with_context(|| format!("cannot deploy {name} from {}", path.display()))
+            .inspect_err(|e| notify_status(&format!("{e:#}")))?;
             println!(
                 "Deployed {} as {} ({})",
                 rec.image, rec.name, rec.deployment
