@@ -246,6 +246,28 @@ fn apply_deploys_applies_edits_rolls_back_and_reconciles() {
     assert_eq!(st["record"]["values"]["A"], "3");
     assert_eq!(declared(root), serde_json::json!({"web": "deployed"}));
 
+    // A rollback of the admin's edit: allowed, and the edit is recorded as
+    // refused, so that the next start does not apply it again.
+    let (out, _) = expect(&cli(root, &["containers", "rollback", "web"]), 0);
+    assert!(out.contains("Rolled back web"), "{out}");
+    let st = json(&state);
+    assert_eq!(st["record"]["values"]["A"], "1");
+    assert_eq!(st["applied"]["values"]["A"], "1");
+    assert_eq!(st["refused"]["intent"]["values"]["A"], "3");
+    assert!(
+        st["refused"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("containers rollback"),
+        "{st}"
+    );
+    assert_eq!(declared(root), serde_json::json!({"web": "refused"}));
+    let (_, err) = expect(&cli(root, &["apply", "web"]), 0);
+    assert!(
+        err.contains("refused: rolled back by syscontainer containers rollback"),
+        "{err}"
+    );
+
     // Deleted: removing, and reconcile removes it.
     fs::remove_file(&intent).unwrap();
     assert_eq!(declared(root), serde_json::json!({"web": "removing"}));
