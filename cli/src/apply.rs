@@ -34,9 +34,7 @@ pub fn apply(settings: &Settings, a: ApplyArgs) -> Result<()> {
     let root = &settings.root;
     let name = a.name.as_str();
     if a.confirm {
-        // Set by systemd for ExecStartPost=.
-        let main_pid = std::env::var("MAINPID").ok().and_then(|p| p.parse().ok());
-        return apply::confirm(root, name, main_pid)
+        return apply::confirm(root, name, settings.main_pid)
             .with_context(|| format!("cannot confirm {name}"));
     }
     match apply::plan(root, name).with_context(|| format!("cannot apply {name}"))? {
@@ -58,8 +56,8 @@ pub fn apply(settings: &Settings, a: ApplyArgs) -> Result<()> {
             log::error!("{name}: {reason}; rolled back to the previous deployment");
         }
         Plan::Install { path, intent } => {
-            let image =
-                pull(settings, &intent).inspect_err(|e| notify_status(&format!("{e:#}")))?;
+            let image = pull(settings, &intent)
+                .inspect_err(|e| notify_status(settings, &format!("{e:#}")))?;
             let src = settings.store_source()?;
             let rec = apply::install(
                 root,
@@ -70,7 +68,7 @@ pub fn apply(settings: &Settings, a: ApplyArgs) -> Result<()> {
                 &settings.location.checkout_root(),
             )
             .with_context(|| format!("cannot deploy {name} from {}", path.display()))
-            .inspect_err(|e| notify_status(&format!("{e:#}")))?;
+            .inspect_err(|e| notify_status(settings, &format!("{e:#}")))?;
             println!(
                 "Deployed {} as {} ({})",
                 rec.image, rec.name, rec.deployment
@@ -125,16 +123,15 @@ pub fn apply(settings: &Settings, a: ApplyArgs) -> Result<()> {
 /// Tell systemd why the start is failing (`STATUS=`, shown by `systemctl
 /// status`), when it listens (`NOTIFY_SOCKET`; the pending unit has
 /// `NotifyAccess=all`). Best effort.
-fn notify_status(msg: &str) {
+fn notify_status(settings: &Settings, msg: &str) {
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::net::{SocketAddr, UnixDatagram};
-    let Some(sock) = std::env::var_os("NOTIFY_SOCKET") else {
+    let Some(sock) = settings.notify_socket.as_deref() else {
         return;
     };
-    let sock = sock.to_string_lossy().into_owned();
     let addr = match sock.strip_prefix('@') {
         Some(abs) => SocketAddr::from_abstract_name(abs.as_bytes()),
-        None => SocketAddr::from_pathname(&sock),
+        None => SocketAddr::from_pathname(sock),
     };
     let line: String = msg
         .chars()

@@ -23,6 +23,8 @@ const DOCKER_HOST: &str = "DOCKER_HOST";
 const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
 const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
 const HOME: &str = "HOME";
+const MAINPID: &str = "MAINPID";
+const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
 
 /// Every variable the CLI reads; `--help` and syscontainer(1) list them.
 pub const VARS: &[Var] = &[
@@ -87,6 +89,15 @@ pub const VARS: &[Var] = &[
         name: HOME,
         meaning: "then ~/.docker/config.json",
     },
+    Var {
+        name: MAINPID,
+        meaning: "apply --confirm (the unit's ExecStartPost=): the main process that must stay up",
+    },
+    Var {
+        name: NOTIFY_SOCKET,
+        meaning:
+            "apply (the unit's ExecStartPre=): where a failed first deployment says why (STATUS=)",
+    },
 ];
 
 /// `--help`'s epilogue: the exit codes, then [`VARS`].
@@ -127,6 +138,10 @@ pub(crate) struct Settings {
     /// The auth files read without `--authfile`, from `XDG_RUNTIME_DIR`,
     /// `XDG_CONFIG_HOME` and `HOME`.
     pub auth_files: Vec<PathBuf>,
+    /// `MAINPID`, set by systemd for `ExecStartPost=`; not a number: none.
+    pub main_pid: Option<i32>,
+    /// `NOTIFY_SOCKET`, set by systemd.
+    pub notify_socket: Option<String>,
 }
 
 impl Settings {
@@ -146,6 +161,8 @@ impl Settings {
             import_limits: ImportLimits::from_vars(|k| env.str(k)),
             docker_host: env.str(DOCKER_HOST).map(String::from),
             auth_files: auth::default_auth_files(|k| env.get(k).map(Into::into)),
+            main_pid: env.str(MAINPID).and_then(|p| p.parse().ok()),
+            notify_socket: env.str(NOTIFY_SOCKET).map(String::from),
         })
     }
 

@@ -128,6 +128,8 @@ fn help_names_every_variable_each_binary_reads() {
             "XDG_RUNTIME_DIR",
             "XDG_CONFIG_HOME",
             "HOME",
+            "MAINPID",
+            "NOTIFY_SOCKET",
         ]
     );
     assert_eq!(
