@@ -9,11 +9,13 @@ use syscontainer::record::{self, Decl, FoundState, Intent};
 
 use crate::Settings;
 
-/// Bring a declared container in line with its record file: deploy it
-/// when it is not yet (pulling its image), apply an edit of the file as an
-/// update into the other slot, or do nothing when the file is what was
-/// applied. The generated unit runs it before each start that needs it
-/// (ExecStartPre=); a pull that fails exits 1, so that Restart= retries.
+/// Converge a declared container on its record file
+///
+/// Deploy it when it is not yet (pulling its image), apply an edit of the
+/// file as an update into the other slot (kept once `--confirm` saw it stay
+/// up), or do nothing when the file is what was applied. The generated unit
+/// runs it before each start that needs it (ExecStartPre=); a pull that
+/// fails exits 1, so that Restart= retries.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// Confirm an applied edit: the container must stay running for the
@@ -24,9 +26,10 @@ pub struct ApplyArgs {
     pub name: String,
 }
 
-/// Remove the containers whose record file was deleted or masked: stop the
-/// unit, uninstall, remove the state (syscontainer-reconcile.path runs it
-/// when a record directory changes).
+/// Remove the containers whose record file was deleted or masked
+///
+/// Stops the unit, uninstalls, removes the state.
+/// syscontainer-reconcile.path runs it when a record directory changes.
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {}
 

@@ -21,7 +21,7 @@ use crate::Settings;
 /// How many manifest requests are in flight at once.
 const PARALLEL_CHECKS: usize = 8;
 
-/// Update the containers whose record says `auto_update: "registry"`.
+/// Update the containers whose record says `"autoUpdate": "registry"`.
 ///
 /// For each one, ask the registry for the manifest digest its image
 /// reference names now (one manifest request, no pull) and compare it with
