@@ -288,6 +288,25 @@ pub fn confirm(root: &Root, name: &str, main_pid: Option<i32>) -> Result<(), Dep
     let runtime = Runtime::new(&st.record.runtime);
     let settle = Duration::from_secs(trial.settle);
     let start = Instant::now();
+    // A Type=oneshot unit's ExecStartPost= runs after its main process
+    // exited: it passed when that exit was a success.
+    let systemd = Systemd::detect(root);
+    if main_pid.is_none() && systemd.property(name, "Type").as_deref() == Some("oneshot") {
+        match systemd.property(name, "ExecMainStatus").as_deref() {
+            Some("0") => return keep(root, name),
+            other => {
+                let reason = format!(
+                    "the main process exited with status {}",
+                    other.unwrap_or("unknown")
+                );
+                rollback_trial(root, name, &reason)?;
+                return Err(DeployError::TrialFailed {
+                    name: name.to_string(),
+                    reason,
+                });
+            }
+        }
+    }
     loop {
         // The unit's main process (`$MAINPID`), else the container.
         let down = match main_pid {
@@ -316,6 +335,11 @@ pub fn confirm(root: &Root, name: &str, main_pid: Option<i32>) -> Result<(), Dep
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+    keep(root, name)
+}
+
+/// Keep an applied edit: end its trial.
+fn keep(root: &Root, name: &str) -> Result<(), DeployError> {
     let _lock = slots::lock(root, name)?;
     if let Some(mut st) = State::load(root, name)? {
         if st.trial.take().is_some() {

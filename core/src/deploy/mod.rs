@@ -326,6 +326,21 @@ impl Systemd {
         Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
+    /// `systemctl show -P PROP NAME.service`; `None` when systemd does not
+    /// run or does not answer.
+    pub fn property(&self, name: &str, prop: &str) -> Option<String> {
+        if !self.running {
+            return None;
+        }
+        let out = Command::new("systemctl")
+            .args(["show", "-P", prop, &format!("{name}.service")])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
     pub fn is_active(&self, name: &str) -> bool {
         matches!(
             self.state(name).as_deref(),
