@@ -1,15 +1,22 @@
 //! Container records: the only input of the generator.
 //!
-//! A record is a versioned JSON file, `NAME.json`, in one of three directories
-//! (highest precedence first): `/etc/syscontainer/containers` (admin, written by
-//! `syscontainer install`), `/run/syscontainer/containers` (runtime) and
+//! A container is declared by an intent file ([`intent`]), `NAME.json`, in
+//! one of three directories (highest precedence first):
+//! `/etc/syscontainer/containers` (admin, Ignition, `syscontainer install`),
+//! `/run/syscontainer/containers` (runtime) and
 //! `/usr/lib/syscontainer/containers` (vendor). A same-named file higher up
 //! masks a lower one, and a symlink to `/dev/null` masks the name entirely,
 //! as with systemd units.
 //!
-//! Unknown fields are kept and reported as warnings, never as failures, so
-//! that a record written by a newer syscontainer still works with an older
-//! generator.
+//! What syscontainer learns by deploying, the full [`Record`], is kept in its
+//! own state file ([`state`], `/etc/syscontainer/state/NAME.json`), never in
+//! the intent file. [`Record::load`] and [`Record::write`] read and write the
+//! record there; [`scan`] finds both kinds of file for the generator. A
+//! first-wave record (one file with `image_id` and `deployment`) is intent
+//! and state in one, until the next write splits it.
+//!
+//! Unknown fields are reported as warnings, never as failures, so that a
+//! file written by a newer syscontainer still works with an older generator.
 
 use std::collections::BTreeMap;
 use std::fs;
