@@ -79,6 +79,15 @@ mkdir -p "$ROOT$RECDIR"
 printf '{ "version": 1, "image": "http:%s", "values": { "RECEIVER": "One" }, "settle": 2 }\n' "$REF" >"$ROOT$RECDIR/web.json"
 printf '{ "version": 1, "image": "http:%s/sctest/web:latest", "values": { "RECEIVER": "Late" } }\n' "$LATE_ADDR" >"$ROOT$RECDIR/late.json"
 sum0=$(sha256sum <"$ROOT$RECDIR/web.json")
+# The guest's own generator, on its root, before boot: web's unit is pending.
+pending_unit() {
+    local out
+    out=$(SYSCONTAINER_ROOT=$ROOT SYSCONTAINER_LOG=stderr "$(guest_file "$GUEST_GENERATOR_DIR/syscontainer-generator")" --dry-run 2>&1)
+    printf '%s\n' "$out" | sed -n '/===== web.service/,/=====/p'
+    printf '%s\n' "$out" | sed -n '/===== web.service/,/=====/p' | grep -qx 'After=network-online.target' &&
+        printf '%s\n' "$out" | sed -n '/===== web.service/,/=====/p' | grep -qx 'ExecStartPre=/usr/bin/syscontainer apply web'
+}
+check "before boot 2, web's unit is pending: network-online ordering, apply first" pending_unit
 boot_any() { boot; guest_running; }   # late's failure may leave the system degraded
 check "boot 2 (web.json and late.json only)" boot_any
 check "web is active after boot, no CLI command run" wait_for 60 is_active web
