@@ -216,8 +216,14 @@ fn pull_if_needed(
     trust: &crate::images::TrustArgs,
 ) -> Result<String> {
     let store = crate::images::open(settings)?;
-    if !syscontainer::imgref::Transport::is_explicit(image) && store.image(image).is_ok() {
-        return Ok(image.to_string());
+    if !syscontainer::imgref::Transport::is_explicit(image) {
+        match store.image(image) {
+            Ok(_) => return Ok(image.to_string()),
+            // An ID prefix that names two stored images: never a pull of
+            // docker.io/library/PREFIX.
+            Err(e @ syscontainer::store::StoreError::AmbiguousId { .. }) => return Err(e.into()),
+            Err(_) => {}
+        }
     }
     let opts = syscontainer::source::SourceOptions {
         creds,
