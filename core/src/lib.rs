@@ -17,6 +17,8 @@ pub mod failpoint;
 pub mod flock;
 pub mod fsutil;
 pub mod generate;
+pub mod health;
+pub mod health_unit;
 pub mod imgref;
 pub mod install_section;
 pub mod logging;

@@ -314,6 +314,18 @@ pub fn render(rec: &Record, source: &Path) -> Result<Rendered, UnitError> {
             service_lines.push_str(s);
         }
     }
+    // With a health check, `systemctl start` returns once it passes.
+    if runs_container && rec.health_check().is_some() {
+        for s in [
+            "ExecStartPost=",
+            paths::EXEC_HELPER,
+            " wait-healthy ",
+            &rec.name,
+            "\n",
+        ] {
+            service_lines.push_str(s);
+        }
+    }
 
     let mut out = String::with_capacity(body.len() + unit_lines.len() + src.len() + 200);
     for s in [
