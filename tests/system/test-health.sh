@@ -105,6 +105,9 @@ check "a new container runs" wait_for 10 new_container
 check "web is active again" wait_for 10 is_active web
 check "the new container (fresh /dev) is healthy again" wait_for 10 state_is web healthy
 check "containers list: healthy" list_health web healthy
+check "web-health.timer runs again after the automatic restart" prop_is web-health.timer ActiveState active
+t1=$(last_time web)
+check "and the checks go on (last_time advances)" wait_for 5 advances web "$t1"
 
 # ------------------------------------------------------------------ onFailure none: only report
 check "containers update web --health-on-failure none (through the gate: the check must pass)" \
