@@ -17,6 +17,7 @@
 #    gate, which runs the check): the same failure is only reported: the
 #    state is `unhealthy` in the list and in `systemctl status web`, and the
 #    container keeps running (same pid, NRestarts unchanged);
+#  - an update whose check never passes is rolled back (the update gate);
 #  - a check that never passes fails `systemctl start` after the start
 #    period + retries x interval, with the reason in the journal;
 #  - stopping the unit stops its timer.
@@ -133,6 +134,14 @@ check "and still active" is_active web
 check "the check passes again once /dev/sick is gone" g runc exec web rm /dev/sick
 check "healthy again" wait_for 10 state_is web healthy
 check "the journal says so" journal_has web '^web is healthy$'
+
+# ------------------------------------------------------------------ the update gate
+check "an update to a check that never passes fails and is rolled back" \
+    exits_with 1 "rolled back" sc containers update web --health-cmd 'exit 1' --health-start-period 0 --health-retries 1 --timeout 20 --settle 1
+check "the record keeps the previous check" \
+    gsh "jq -e '.health.command[2] | startswith(\"if [ -e /dev/started ]\")' $RECDIR/web.json"
+check "web runs again, healthy" wait_for 10 state_is web healthy
+check "and active" is_active web
 
 # ------------------------------------------------------------------ stop
 check "systemctl stop web" g systemctl stop web
