@@ -128,6 +128,15 @@ pub struct HealthCheck {
     pub on_failure: OnFailure,
 }
 
+impl HealthCheck {
+    /// How long `systemctl start` waits for a first passing check
+    /// (`syscontainer-exec wait-healthy`): the start period, and then as
+    /// long as the checks would take to declare the container unhealthy.
+    pub fn wait_bound(&self) -> Duration {
+        self.start_period + self.interval * self.retries
+    }
+}
+
 impl HealthSpec {
     /// `self`'s fields, and `lower`'s where `self` has none.
     pub fn over(&self, lower: &HealthSpec) -> HealthSpec {

@@ -483,15 +483,8 @@ pub fn health(root: &Root, name: &str) -> Result<Checked, HealthError> {
     }
 }
 
-/// How long `wait-healthy` waits for a first passing check: the start
-/// period, and then as long as the checks would take to declare the
-/// container unhealthy.
-pub fn wait_bound(c: &HealthCheck) -> Duration {
-    c.start_period + c.interval * c.retries
-}
-
 /// `syscontainer-exec wait-healthy NAME` (ExecStartPost= after `wait`):
-/// run the check until it passes, at most [`wait_bound`], retrying every
+/// run the check until it passes, at most [`HealthCheck::wait_bound`], retrying every
 /// half second (or every interval, when shorter). Returns at once without a
 /// check, and with success when the unit's main process (`main_pid`) is
 /// gone (systemd judges its exit status). Failures are not counted and no
@@ -502,7 +495,7 @@ pub fn wait_healthy(root: &Root, name: &str, main_pid: Option<i32>) -> Result<()
         return Ok(());
     };
     let runtime = Runtime::new(&rec.runtime);
-    let bound = wait_bound(&check);
+    let bound = check.wait_bound();
     let pause = check.interval.min(Duration::from_millis(500));
     let start = Instant::now();
     let mut last: Option<Outcome> = None;
