@@ -4,6 +4,7 @@
 
 mod auto_update;
 mod containers;
+mod health_args;
 mod images;
 mod man;
 mod progress;

@@ -304,7 +304,7 @@ pub fn wait_running(root: &Root, name: &str, main_pid: Option<i32>) -> Result<()
 }
 
 /// A process exists and is not a zombie.
-fn process_alive(pid: i32) -> bool {
+pub(crate) fn process_alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         // the state is the first field after the ")" that ends the comm
         Ok(stat) => stat

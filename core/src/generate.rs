@@ -58,6 +58,11 @@ impl<'a> Names<'a> {
         }
     }
 
+    /// `name` is one of the run's records.
+    pub fn is_record(&self, name: &str) -> bool {
+        self.records.contains(name)
+    }
+
     /// Why `alias` cannot be given, if it cannot.
     fn taken(&self, alias: &str) -> Option<BadValue> {
         if let Some(n) = alias.strip_suffix(".service") {
@@ -120,6 +125,7 @@ pub fn convert_one(f: &Found, names: &mut Names, g: &mut Generated) {
                     if record.enabled {
                         install_links(f, record, &rendered.install, &unit_name, names, g);
                     }
+                    crate::health_unit::add(f, record, names, g);
                 }
             }
         }

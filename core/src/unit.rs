@@ -19,6 +19,7 @@
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::time::Duration;
 
 use thiserror::Error;
 
@@ -308,6 +309,24 @@ pub fn render(rec: &Record, source: &Path) -> Result<Rendered, UnitError> {
             "ExecStartPost=",
             paths::EXEC_HELPER,
             " wait ",
+            &rec.name,
+            "\n",
+        ] {
+            service_lines.push_str(s);
+        }
+    }
+    // With a health check, `systemctl start` returns once it passes; the
+    // start may take that long, and the default time besides (a template's
+    // own TimeoutStartSec=, later in the section, wins).
+    if let Some(check) = rec.health_check().filter(|_| runs_container) {
+        let limit = crate::health::timespan(check.wait_bound() + Duration::from_secs(90));
+        for s in ["TimeoutStartSec=", &limit, "\n"] {
+            service_lines.push_str(s);
+        }
+        for s in [
+            "ExecStartPost=",
+            paths::EXEC_HELPER,
+            " wait-healthy ",
             &rec.name,
             "\n",
         ] {

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::{slot_of, Systemd};
 use crate::exec::Runtime;
+use crate::health_check;
 use crate::paths::Root;
 use crate::record::{self, FoundState};
 
@@ -20,6 +21,10 @@ pub struct ContainerRow {
     pub state: String,
     pub runtime: String,
     pub enabled: bool,
+    /// With a health check: `starting`, `healthy` or `unhealthy` while it
+    /// runs ([`crate::health_check`]); empty without a check or when not
+    /// running.
+    pub health: String,
 }
 
 /// Installed containers. Without `all`, only the running ones (as atomic).
@@ -42,7 +47,9 @@ pub fn list(root: &Root, all: bool) -> Vec<ContainerRow> {
                         None => "inactive".to_string(),
                     },
                 };
+                let health = health_of(root, &record, &state);
                 ContainerRow {
+                    health,
                     name: record.name.clone(),
                     image: record.image.clone(),
                     image_id: record.image_id.clone(),
@@ -63,6 +70,7 @@ pub fn list(root: &Root, all: bool) -> Vec<ContainerRow> {
                     state: "invalid".into(),
                     runtime: String::new(),
                     enabled: false,
+                    health: String::new(),
                 }
             }
         };
@@ -71,4 +79,22 @@ pub fn list(root: &Root, all: bool) -> Vec<ContainerRow> {
         }
     }
     rows
+}
+
+/// The health state shown for a container in state `state`: the state
+/// file's, when it is about the container's current run (a file left by an
+/// earlier run is `starting` again).
+fn health_of(root: &Root, rec: &crate::record::Record, state: &str) -> String {
+    if rec.health_check().is_none() || state != "running" {
+        return String::new();
+    }
+    let Some(st) = health_check::read_state(root, &rec.name) else {
+        return health_check::Status::Starting.as_str().to_string();
+    };
+    let run = health_check::container_run(&Runtime::new(&rec.runtime), &rec.name);
+    if run.is_some_and(|(id, _)| id == st.container) {
+        st.status.as_str().to_string()
+    } else {
+        health_check::Status::Starting.as_str().to_string()
+    }
 }
