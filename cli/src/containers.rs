@@ -15,7 +15,7 @@ use crate::Settings;
 #[derive(Debug, Subcommand)]
 pub enum ContainerCmd {
     /// Install an image as a system container
-    Install(InstallArgs),
+    Install(Box<InstallArgs>),
     /// Stop and remove a system container (the image stays)
     Uninstall {
         /// Container name
@@ -64,6 +64,8 @@ pub struct InstallArgs {
     /// the reference's digest and updates when it moved
     #[arg(long, value_name = "POLICY", value_parser = ["registry"])]
     pub auto_update: Option<String>,
+    #[command(flatten)]
+    pub health: crate::health_args::HealthArgs,
     /// Registry credentials for a pull, USER[:PASSWORD]
     #[arg(long, value_name = "USER[:PASS]")]
     pub creds: Option<String>,
@@ -89,7 +91,7 @@ pub enum ContainersCmd {
     /// Update to the latest image, new values, or another image. A running
     /// container is restarted; if it is not active within --timeout, or does
     /// not stay up for --settle after that, the update is rolled back
-    Update(UpdateArgs),
+    Update(Box<UpdateArgs>),
     /// Switch back to the previous deployment, its values and its host
     /// files (host files the admin changed are left as they are)
     Rollback {
@@ -120,6 +122,9 @@ pub struct UpdateArgs {
     /// first), as for install
     #[arg(long, value_name = "IMAGE")]
     pub rebase: Option<String>,
+    /// `--health-*`: merged over the record's health check, field by field
+    #[command(flatten)]
+    pub health: crate::health_args::HealthArgs,
     /// Registry credentials for pulling the --rebase image, USER[:PASSWORD]
     #[arg(long, value_name = "USER[:PASS]")]
     pub creds: Option<String>,
@@ -171,6 +176,7 @@ pub fn run(cmd: ContainerCmd, settings: &Settings) -> Result<()> {
                     .transpose()
                     .map_err(anyhow::Error::msg)?,
                 declared: false,
+                health: a.health.spec()?,
             };
             let rec = deploy::install(root, &src, &a.image, &opts)
                 .with_context(|| format!("cannot install {}", a.image))?;
@@ -200,7 +206,7 @@ pub fn run(cmd: ContainerCmd, settings: &Settings) -> Result<()> {
                     println!("Restarted {name}.service");
                 }
             }
-            ContainersCmd::Update(a) => update(settings, a)?,
+            ContainersCmd::Update(a) => update(settings, *a)?,
             ContainersCmd::Verify { name, json } => verify(settings, &name, json)?,
         },
     }
@@ -219,8 +225,14 @@ pub(crate) fn pull_if_needed(
     trust: &crate::images::TrustArgs,
 ) -> Result<String> {
     let store = crate::images::open(settings)?;
-    if !syscontainer::imgref::Transport::is_explicit(image) && store.image(image).is_ok() {
-        return Ok(image.to_string());
+    if !syscontainer::imgref::Transport::is_explicit(image) {
+        match store.image(image) {
+            Ok(_) => return Ok(image.to_string()),
+            // An ID prefix that names two stored images: never a pull of
+            // docker.io/library/PREFIX.
+            Err(e @ syscontainer::store::StoreError::AmbiguousId { .. }) => return Err(e.into()),
+            Err(_) => {}
+        }
     }
     let opts = syscontainer::source::SourceOptions {
         creds,
@@ -296,6 +308,7 @@ fn update(settings: &Settings, a: UpdateArgs) -> Result<()> {
         rebase,
         timeout: Duration::from_secs(a.timeout),
         settle: Duration::from_secs(a.settle),
+        health: a.health.spec()?,
     };
     let names: Vec<String> = match a.name {
         Some(n) => vec![n],
@@ -359,17 +372,18 @@ fn list(root: &Root, all: bool, json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<24} {:<40} {:<14} {:<5} {:<10} {:<9} RUNTIME",
-        "NAME", "IMAGE", "IMAGE ID", "DEPL", "STATE", "RECORD"
+        "{:<24} {:<40} {:<14} {:<5} {:<10} {:<10} {:<9} RUNTIME",
+        "NAME", "IMAGE", "IMAGE ID", "DEPL", "STATE", "HEALTH", "RECORD"
     );
     for r in rows {
         println!(
-            "{:<24} {:<40} {:<14} {:<5} {:<10} {:<9} {}",
+            "{:<24} {:<40} {:<14} {:<5} {:<10} {:<10} {:<9} {}",
             r.name,
             r.image,
             syscontainer::imgref::short_id(&r.image_id),
             r.deployment,
             r.state,
+            if r.health.is_empty() { "-" } else { &r.health },
             r.declared,
             r.runtime
         );

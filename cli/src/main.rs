@@ -5,6 +5,7 @@
 mod apply;
 mod auto_update;
 mod containers;
+mod health_args;
 mod images;
 mod man;
 mod progress;

@@ -191,6 +191,10 @@ fn trailer() -> String {
             "the two deployments of a container",
         ),
         ("/ostree/repo", "the image store"),
+        (
+            "/run/syscontainer/health/NAME.json",
+            "the state of a container's health check",
+        ),
         ("syscontainers.target", "groups every container"),
         (
             "syscontainer-prune.timer",

@@ -325,6 +325,9 @@ fn ambiguous_image_id_exits_3() {
     for args in [
         &["images", "info", prefix][..],
         &["images", "delete", prefix],
+        // Not pulled as docker.io/library/PREFIX (no network here: that
+        // would fail differently, exit 1).
+        &["install", "--name", "amb", prefix],
     ] {
         expect(
             &cli(root, args),
@@ -332,6 +335,10 @@ fn ambiguous_image_id_exits_3() {
             &format!("image ID prefix '{prefix}' is ambiguous: {matches}"),
         );
     }
+    assert!(
+        !root.join("etc/syscontainer/containers/amb.json").exists(),
+        "no record for the refused install"
+    );
     // Both are still there, and each is found by one digit more.
     for id in [&a, &b] {
         let o = cli(root, &["images", "info", &id[7..8 + shared]]);

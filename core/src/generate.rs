@@ -58,6 +58,11 @@ impl<'a> Names<'a> {
         }
     }
 
+    /// `name` is one of the run's records.
+    pub fn is_record(&self, name: &str) -> bool {
+        self.records.contains(name)
+    }
+
     /// Why `alias` cannot be given, if it cannot.
     fn taken(&self, alias: &str) -> Option<BadValue> {
         if let Some(n) = alias.strip_suffix(".service") {
@@ -192,6 +197,7 @@ fn pending_record(name: &str, intent: &Intent) -> Record {
     r.enabled = intent.enabled;
     r.target = intent.target.clone();
     r.runtime = intent.runtime.clone();
+    r.health = intent.health.clone();
     r.auto_update = intent.auto_update;
     r
 }
@@ -232,6 +238,7 @@ fn emit(
             if rec.enabled {
                 install_links(f, rec, &rendered.install, unit_name, names, g);
             }
+            crate::health_unit::add(f, rec, names, g);
         }
     }
 }

@@ -17,8 +17,13 @@ pub mod failpoint;
 pub mod flock;
 pub mod fsutil;
 pub mod generate;
+pub mod health;
+#[cfg(feature = "runtime")]
+pub mod health_check;
+pub mod health_unit;
 pub mod imgref;
 pub mod install_section;
+pub mod journal;
 pub mod logging;
 pub mod name;
 pub mod paths;

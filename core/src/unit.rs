@@ -19,6 +19,7 @@
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::time::Duration;
 
 use thiserror::Error;
 
@@ -366,6 +367,28 @@ pub fn render_with(rec: &Record, source: &Path, extra: &Extra) -> Result<Rendere
             service_lines.push_str(s);
         }
     }
+    // With a health check, `systemctl start` returns once it passes; the
+    // start may take that long, and the default time besides (a template's
+    // own TimeoutStartSec=, later in the section, wins).
+    if let Some(check) = rec.health_check().filter(|_| runs_container) {
+        let limit = crate::health::timespan(check.wait_bound() + Duration::from_secs(90));
+        if !extra.network {
+            // (A pending unit's own, longer, limit covers the pull.)
+            for s in ["TimeoutStartSec=", &limit, "\n"] {
+                service_lines.push_str(s);
+            }
+        }
+        for s in [
+            "ExecStartPost=",
+            paths::EXEC_HELPER,
+            " wait-healthy ",
+            &rec.name,
+            "\n",
+        ] {
+            service_lines.push_str(s);
+        }
+    }
+    // After readiness: the trial of an applied edit.
     if extra.confirm {
         for s in [
             "ExecStartPost=",

@@ -1,17 +1,18 @@
 //! `syscontainer-exec run|stop|cleanup NAME`: the ExecStart, ExecStop and
-//! ExecStopPost of generated units. All logic is in `syscontainer::exec`.
+//! ExecStopPost of generated units (and `wait`, `wait-healthy`, `health`). All logic is in `syscontainer::exec`.
 
 mod settings;
 
 use std::process::ExitCode;
 
 use syscontainer::exec::{self, ExecError, EXIT_USAGE};
+use syscontainer::health_check;
 use syscontainer::logging::{self, Style};
 
 use settings::Settings;
 
 const USAGE: &str = "\
-Usage: syscontainer-exec run|wait|stop|cleanup NAME
+Usage: syscontainer-exec run|wait|wait-healthy|health|stop|cleanup NAME
 
   run NAME      render the runc bundle of NAME from its record and active
                 deployment, apply its tmpfiles, clear stale runc state, and
@@ -19,6 +20,14 @@ Usage: syscontainer-exec run|wait|stop|cleanup NAME
   wait NAME     wait until the container is running, or the unit's main
                 process ($MAINPID) is gone (ExecStartPost=, so that
                 `systemctl start` returns with the container running)
+  wait-healthy NAME
+                with a health check: run it until it passes, at most the
+                start period + retries x interval (ExecStartPost= after wait,
+                so that `systemctl start` returns with the container healthy)
+  health NAME   run the health check once, keep its state in
+                /run/syscontainer/health/NAME.json, report to NAME.service's
+                journal, and after `retries` failures in a row apply
+                onFailure (kill: SIGKILL through runc) (NAME-health.service)
   stop NAME     send SIGTERM through runc and wait for the container to stop
                 (ExecStop=; at most SYSCONTAINER_STOP_TIMEOUT seconds, default 90)
   cleanup NAME  delete the runc state and the rendered bundle (ExecStopPost=)";
@@ -26,6 +35,7 @@ Usage: syscontainer-exec run|wait|stop|cleanup NAME
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
+  1  the health check failed (health, wait-healthy)
   2  usage error
   3  invalid record, config or template
   4  record, deployment or runtime missing
@@ -43,6 +53,10 @@ fn usage() -> String {
 
 /// Print the error chain once, on one line.
 fn report(e: &ExecError) -> ExitCode {
+    report_chain(e, e.exit_code())
+}
+
+fn report_chain(e: &dyn std::error::Error, code: i32) -> ExitCode {
     let mut msg = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
@@ -51,7 +65,7 @@ fn report(e: &ExecError) -> ExitCode {
         src = s.source();
     }
     log::error!("{msg}");
-    ExitCode::from(e.exit_code() as u8)
+    ExitCode::from(code as u8)
 }
 
 fn main() -> ExitCode {
@@ -71,6 +85,17 @@ fn main() -> ExitCode {
         }
     };
     let root = &settings.root;
+    let health = match cmd {
+        "health" => Some(health_check::health(root, name).map(drop)),
+        "wait-healthy" => Some(health_check::wait_healthy(root, name, settings.main_pid)),
+        _ => None,
+    };
+    if let Some(res) = health {
+        return match res {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => report_chain(&e, e.exit_code()),
+        };
+    }
     let res = match cmd {
         "run" => exec::run(root, name).map(|never| match never {}),
         "stop" => exec::stop(root, name, settings.stop_timeout),

@@ -140,6 +140,7 @@ pub fn install(
         checkout_root: Some(checkout_root.to_path_buf()),
         auto_update: intent.auto_update,
         declared: true,
+        health: intent.health.clone(),
     };
     let mut rec = super::install(root, src, image, &opts)?;
     if rec.target != intent.target {
@@ -190,6 +191,7 @@ pub fn edit(
     base.target = intent.target.clone();
     base.runtime = intent.runtime.clone();
     base.auto_update = intent.auto_update;
+    base.health = intent.health.clone();
     let staged = check_runtime(&base.runtime)
         .and_then(|()| src.resolve(image))
         .and_then(|img| stage(root, src, &cur, base.clone(), &img, &systemd));

@@ -2,6 +2,9 @@
 //! `active` within a timeout, then stay active, as the same process, for a
 //! settle time. A version that starts and crashes a moment later fails the
 //! gate, although systemd saw it active (and may have restarted it since).
+//! With a health check declared ([`crate::health`]), the check must also pass
+//! once the settle time is over (the restart itself returned only once a
+//! first check had passed: `wait-healthy`).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -9,6 +12,11 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use super::{DeployError, Systemd};
+use crate::exec::Runtime;
+use crate::health::HealthSpec;
+use crate::health_check;
+use crate::paths::Root;
+use crate::record::Record;
 
 /// Why a restarted unit failed the gate.
 #[derive(Debug, Error)]
@@ -38,6 +46,34 @@ pub enum Unhealthy {
         after: Duration,
         settle_secs: u64,
     },
+    #[error("the unit stayed active, but its health check {what}")]
+    Check { what: String },
+}
+
+/// The record's `health` with the `--health-*` options over it.
+pub(crate) fn merged(opts: Option<&HealthSpec>, cur: Option<&HealthSpec>) -> Option<HealthSpec> {
+    match (opts, cur) {
+        (None, c) => c.cloned(),
+        (Some(o), None) => Some(o.clone()),
+        (Some(o), Some(c)) => Some(o.over(c)),
+    }
+}
+
+/// The health check of `name`, when one is declared, must pass now (one run,
+/// bounded by its timeout). No check: passes.
+pub(crate) fn check_passes(root: &Root, name: &str) -> Result<(), Unhealthy> {
+    let Ok((rec, _)) = Record::load(root, name) else {
+        return Ok(()); // the gate judges the unit; the record is ours
+    };
+    let Some(check) = rec.health_check() else {
+        return Ok(());
+    };
+    let o = health_check::run_check(&Runtime::new(&rec.runtime), name, &check);
+    if o.passed() {
+        Ok(())
+    } else {
+        Err(Unhealthy::Check { what: o.describe() })
+    }
 }
 
 /// The properties that tell one run of a unit from the next.

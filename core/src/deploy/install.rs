@@ -39,6 +39,8 @@ pub struct InstallOptions {
     /// `syscontainer apply`: the container is declared by an intent file
     /// (which stays as it is); only its state is written.
     pub declared: bool,
+    /// `--health-*`: the record's `health`, kept across updates.
+    pub health: Option<crate::health::HealthSpec>,
 }
 
 /// The runtime must exist.
@@ -107,6 +109,10 @@ fn prepare_staged(
     rec.deployment = logical.display().to_string();
     rec.default_values = manifest.defaults();
     rec.no_container_service = manifest.no_container_service;
+    rec.image_health = crate::health::image_health(
+        manifest.health.as_ref(),
+        img.config.get("config").unwrap_or(&serde_json::Value::Null),
+    );
     let st = exports.join("service.template");
     rec.service_template = match fs::read_to_string(&st) {
         Ok(t) => Some(t),
@@ -198,6 +204,7 @@ pub fn install(
     base.runtime = runtime;
     base.enabled = !opts.no_enable;
     base.auto_update = opts.auto_update;
+    base.health = opts.health.clone();
     base.uuid = uuid::Uuid::new_v4().to_string();
     base.host_uid = nix::unistd::getuid().as_raw();
     base.host_gid = nix::unistd::getgid().as_raw();

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::{slot_of, Systemd};
 use crate::exec::Runtime;
+use crate::health_check;
 use crate::paths::Root;
 use crate::record::{self, FoundState};
 
@@ -25,6 +26,10 @@ pub struct ContainerRow {
     /// applies it), `refused` (the last good deployment stays), `removing`
     /// (the file is gone), `invalid`.
     pub declared: String,
+    /// With a health check: `starting`, `healthy` or `unhealthy` while it
+    /// runs ([`crate::health_check`]); empty without a check or when not
+    /// running.
+    pub health: String,
 }
 
 /// Installed containers. Without `all`, only the running ones (as atomic).
@@ -39,7 +44,9 @@ pub fn list(root: &Root, all: bool) -> Vec<ContainerRow> {
         let row = match f.state {
             FoundState::Ok { record, decl, .. } => {
                 let state = unit_state(&systemd, &record.name, &record.runtime);
+                let health = health_of(root, &record, &state);
                 ContainerRow {
+                    health,
                     name: record.name.clone(),
                     image: record.image.clone(),
                     image_id: record.image_id.clone(),
@@ -59,6 +66,7 @@ pub fn list(root: &Root, all: bool) -> Vec<ContainerRow> {
                 runtime: intent.runtime.clone(),
                 enabled: intent.enabled,
                 declared: "pending".into(),
+                health: String::new(),
             },
             FoundState::Masked => continue,
             other => {
@@ -72,6 +80,7 @@ pub fn list(root: &Root, all: bool) -> Vec<ContainerRow> {
                     runtime: String::new(),
                     enabled: false,
                     declared: "invalid".into(),
+                    health: String::new(),
                 }
             }
         };
@@ -93,5 +102,23 @@ fn unit_state(systemd: &Systemd, name: &str, runtime: &str) -> String {
             Some(s) => s,
             None => "inactive".to_string(),
         },
+    }
+}
+
+/// The health state shown for a container in state `state`: the state
+/// file's, when it is about the container's current run (a file left by an
+/// earlier run is `starting` again).
+fn health_of(root: &Root, rec: &crate::record::Record, state: &str) -> String {
+    if rec.health_check().is_none() || state != "running" {
+        return String::new();
+    }
+    let Some(st) = health_check::read_state(root, &rec.name) else {
+        return health_check::Status::Starting.as_str().to_string();
+    };
+    let run = health_check::container_run(&Runtime::new(&rec.runtime), &rec.name);
+    if run.is_some_and(|(id, _)| id == st.container) {
+        st.status.as_str().to_string()
+    } else {
+        health_check::Status::Starting.as_str().to_string()
     }
 }

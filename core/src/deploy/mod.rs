@@ -182,6 +182,9 @@ pub struct Manifest {
     /// (hardlinks would let the host edit the OSTree objects).
     #[serde(default)]
     pub use_links: Option<bool>,
+    /// The image's health check ([`crate::health`]).
+    #[serde(default)]
+    pub health: Option<crate::health::HealthSpec>,
 }
 
 impl Manifest {

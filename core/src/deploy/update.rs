@@ -28,6 +28,8 @@ pub struct UpdateOptions {
     pub timeout: Duration,
     /// How long it must then stay active, as the same process, to pass.
     pub settle: Duration,
+    /// `--health-*`, merged over the record's `health`, field by field.
+    pub health: Option<crate::health::HealthSpec>,
 }
 
 impl Default for UpdateOptions {
@@ -37,6 +39,7 @@ impl Default for UpdateOptions {
             rebase: None,
             timeout: Duration::from_secs(30),
             settle: Duration::from_secs(10),
+            health: None,
         }
     }
 }
@@ -97,13 +100,15 @@ pub fn update(
     let mut values = cur.values.clone();
     values.extend(vars::parse_set(&opts.set)?);
     let img = src.resolve(opts.rebase.as_deref().unwrap_or(&cur.image))?;
-    let intent_changed = img.name != cur.image || values != cur.values;
+    let health = super::health::merged(opts.health.as_ref(), cur.health.as_ref());
+    let intent_changed = img.name != cur.image || values != cur.values || health != cur.health;
     if intent_changed {
         // The intent file changes too: only when it is ours.
         Record::check_ours(root, name)?;
     }
     let mut base = cur.clone();
     base.values = values;
+    base.health = health;
     let systemd = Systemd::detect(root);
     let was_active = systemd.is_active(name);
     let Some((rec, kept)) = stage(root, src, &cur, base, &img, &systemd)? else {
@@ -121,7 +126,9 @@ pub fn update(
     };
     if was_active && !rec.no_container_service {
         let health = match systemd.unit("restart", name) {
-            Ok(()) => systemd.wait_healthy(name, opts.timeout, opts.settle),
+            Ok(()) => systemd
+                .wait_healthy(name, opts.timeout, opts.settle)
+                .and_then(|()| super::health::check_passes(root, name)),
             Err(e) => Err(Unhealthy::Restart {
                 source: Box::new(e),
             }),
@@ -170,7 +177,11 @@ pub(crate) fn stage(
     let co = checkout_of(cur);
     let other_dir = root.join(slot_path(&co, name, other));
     let other_files = slots::slot_host_files(&other_dir);
-    if img.image_id == cur.image_id && img.name == cur.image && base.values == cur.values {
+    if img.image_id == cur.image_id
+        && img.name == cur.image
+        && base.values == cur.values
+        && base.health == cur.health
+    {
         // An update interrupted after its commit point (this one, run
         // again) left the other slot's host files behind: finish it.
         hostfs::remove_quietly(root, &other_files, &cur.host_files);
@@ -282,6 +293,7 @@ pub fn rollback(root: &Root, name: &str) -> Result<Switched, DeployError> {
     rec.values = info.values;
     rec.default_values = info.default_values;
     rec.no_container_service = manifest.no_container_service;
+    rec.image_health = crate::health::image_health(manifest.health.as_ref(), &info.image_config);
     let st = rootfs.join(EXPORTS).join("service.template");
     rec.service_template = match fs::read_to_string(&st) {
         Ok(t) => Some(t),

@@ -58,9 +58,10 @@ pub struct Intent {
     /// Registry credentials for the pull (containers-auth.json(5)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authfile: Option<String>,
-    /// The health check, carried through as it is.
+    /// The admin's health check ([`crate::health`]): it wins, field by
+    /// field, over the image's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health: Option<serde_json::Value>,
+    pub health: Option<crate::health::HealthSpec>,
     /// Seconds an applied edit must stay running before it is kept
     /// (default 10, as `containers update --settle`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -122,7 +123,7 @@ impl Intent {
             runtime: rec.runtime.clone(),
             auto_update: rec.auto_update,
             authfile: None,
-            health: None,
+            health: rec.health.clone(),
             settle: None,
             unknown: BTreeMap::new(),
         }
@@ -279,7 +280,7 @@ mod tests {
         let (i, w) = Intent::parse(
             p(),
             br#"{"version":1,"name":"etcd","image":"r/etcd:3.5","values":{"A":"x","N":3,"B":true},
-                "enabled":false,"autoUpdate":"registry","authfile":"/etc/auth.json","health":{"cmd":["true"]},
+                "enabled":false,"autoUpdate":"registry","authfile":"/etc/auth.json","health":{"command":["true"],"interval":"5s"},
                 "settle":2,"colour":"red"}"#,
         )
         .unwrap();
@@ -287,6 +288,9 @@ mod tests {
         assert_eq!(i.values["B"], "true");
         assert_eq!(i.auto_update, Some(AutoUpdate::Registry));
         assert_eq!(i.settle_secs(), 2);
+        let h = i.health.as_ref().expect("typed health");
+        assert_eq!(h.command.as_deref(), Some(&["true".to_string()][..]));
+        assert_eq!(h.interval, Some(std::time::Duration::from_secs(5)));
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("'colour'"), "{w:?}");
         let j = i.to_json();
@@ -320,6 +324,14 @@ mod tests {
             (
                 br#"{"version":1,"image":"i","autoUpdate":"daily"}"#,
                 "daily",
+            ),
+            (
+                br#"{"version":1,"image":"i","health":{"command":["true"],"interval":"soon"}}"#,
+                "interval",
+            ),
+            (
+                br#"{"version":1,"image":"i","health":{"cmd":["true"]}}"#,
+                "cmd",
             ),
         ] {
             let e = Intent::parse(p(), text).unwrap_err();

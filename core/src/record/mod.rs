@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::health::{self, HealthCheck, HealthSpec};
 use crate::name::{self, NameError};
 use crate::paths::{self, Root};
 
@@ -102,6 +103,14 @@ pub struct Record {
     /// its reference names ([`AutoUpdate`]); `None`: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_update: Option<AutoUpdate>,
+    /// The admin's health check ([`crate::health`]), kept across updates;
+    /// it wins over `image_health`, field by field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthSpec>,
+    /// The image's health check (manifest `health` over the image config's
+    /// `Healthcheck`), as of the active deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_health: Option<HealthSpec>,
     /// Fields this version does not know. Kept on rewrite.
     #[serde(flatten)]
     pub unknown: BTreeMap<String, serde_json::Value>,
@@ -270,6 +279,8 @@ impl Record {
             host_files: Vec::new(),
             no_container_service: false,
             auto_update: None,
+            health: None,
+            image_health: None,
             unknown: BTreeMap::new(),
         }
     }
@@ -351,6 +362,11 @@ impl Record {
             })
             .collect();
         Ok((rec, warnings))
+    }
+
+    /// The effective health check: `health` over `image_health`.
+    pub fn health_check(&self) -> Option<HealthCheck> {
+        health::effective(self.health.as_ref(), self.image_health.as_ref())
     }
 
     /// Serialize, pretty and stable (sorted maps).

@@ -204,11 +204,10 @@ impl State {
     }
 
     /// The intent of the deployed record, keeping what only intents have
-    /// (authfile, health, settle) from the applied one.
+    /// (authfile, settle) from the applied one.
     pub fn record_intent(&self) -> Intent {
         Intent {
             authfile: self.applied.authfile.clone(),
-            health: self.applied.health.clone(),
             settle: self.applied.settle,
             ..Intent::of_record(&self.record)
         }
