@@ -146,6 +146,12 @@ pub enum StoreError {
         #[source]
         source: Box<CheckoutFailure>,
     },
+    #[error("the signatures stored for manifest {digest} at {path}: {what}")]
+    Signatures {
+        digest: String,
+        path: PathBuf,
+        what: String,
+    },
     #[error("cannot sync the filesystem of {path}")]
     Sync {
         path: PathBuf,
@@ -214,6 +220,7 @@ impl StoreError {
             | Checkout { .. }
             | CheckoutIo { .. }
             | Sync { .. }
+            | Signatures { .. }
             | ReadFile { .. }
             | SetRef { .. }
             | Prune { .. } => FAILURE,
