@@ -216,8 +216,16 @@ fn pull_if_needed(
     trust: &crate::images::TrustArgs,
 ) -> Result<String> {
     let store = crate::images::open(settings)?;
-    if !syscontainer::imgref::Transport::is_explicit(image) && store.image(image).is_ok() {
-        return Ok(image.to_string());
+    if !syscontainer::imgref::Transport::is_explicit(image) {
+        if let Ok(img) = store.image(image) {
+            // Stored already: no pull, but the policy in force still
+            // applies, to the signatures kept from its pull.
+            let t = trust.load(&settings.root)?;
+            if let Some(Err(e)) = crate::images::recheck(&store, &t, &img)? {
+                return Err(e.into());
+            }
+            return Ok(image.to_string());
+        }
     }
     let opts = syscontainer::source::SourceOptions {
         creds,

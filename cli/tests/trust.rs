@@ -243,6 +243,23 @@ impl Env {
         (o, serde_json::from_slice(&l.stdout).unwrap())
     }
 
+    /// `syscontainer ARGS` in the root of `case` (as [`pull`](Self::pull)
+    /// makes it).
+    fn sc(&self, case: &str, args: &[&str]) -> Output {
+        let root = self.path(&format!("root-{case}"));
+        std::fs::create_dir_all(root.join("home")).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_syscontainer"))
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .env_remove("SYSCONTAINER_ROOT")
+            .env_remove("ATOMIC_OSTREE_CHECKOUT_PATH")
+            .env("HOME", root.join("home"))
+            .env("ATOMIC_OSTREE_REPO", "/repo")
+            .output()
+            .unwrap()
+    }
+
     /// Whether skopeo copies the image under the policy, and its stderr.
     fn skopeo_accepts(&self, case: &str, policy: &Path, image: &str) -> (bool, String) {
         let o = Command::new("skopeo")
@@ -548,4 +565,132 @@ fn an_unknown_requirement_type_is_refused_before_pulling() {
         "{err}"
     );
     assert_eq!(listed, serde_json::json!([]));
+}
+
+#[test]
+fn stored_signatures_are_rechecked_by_verify_and_by_an_install_without_pull() {
+    let env = setup();
+    let h = env.reg.host.clone();
+    let reject = r#"[{"type": "reject"}]"#;
+    let both = env.policy(
+        "both",
+        format!(
+            r#"{{"default": {reject}, "transports": {{"docker": {{"{h}/sctest/ssigned": {}, "{h}/sctest/signed": {}}}}}}}"#,
+            env.sigstore_signed(&env.skey_a, "matchRepoDigestOrExact"),
+            env.signed_by(&env.key_a, "matchRepoDigestOrExact")
+        ),
+    );
+    let bob = env.policy(
+        "bob",
+        format!(
+            r#"{{"default": {}}}"#,
+            env.sigstore_signed(&env.skey_b, "matchRepository")
+        ),
+    );
+    for image in ["sctest/ssigned:1", "sctest/signed:1"] {
+        let (o, _) = env.pull("re", &both, image, &[]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let rd = env.rd.to_str().unwrap();
+    let verify = |policy: &Path, extra: &[&str]| {
+        let mut a = vec![
+            "images",
+            "verify",
+            "--signature-policy",
+            policy.to_str().unwrap(),
+            "--registries.d",
+            rd,
+        ];
+        a.extend_from_slice(extra);
+        env.sc("re", &a)
+    };
+    // The policy they were pulled under accepts both, offline: stop the
+    // registry first.
+    let _ = Command::new("bash")
+        .arg(REGISTRY_SH)
+        .arg("stop")
+        .arg(&env.reg.dir)
+        .output();
+    let o = verify(&both, &["--all"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for image in ["sctest/ssigned:1", "sctest/signed:1"] {
+        assert!(
+            out.contains(&format!("{h}/{image}: signatures accepted by the policy")),
+            "{out}"
+        );
+    }
+    // Another policy: per image, refused with the reason; exit 3.
+    let o = verify(&bob, &["--all", "--json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{v}");
+    for r in rows {
+        assert_eq!(r["signatures"]["accepted"], false, "{r}");
+        let why = r["signatures"]["reason"].as_str().unwrap();
+        let want = if r["name"].as_str().unwrap().contains("ssigned") {
+            "not signed by any key"
+        } else {
+            // Only GPG signatures were kept for this one.
+            "no signature found"
+        };
+        assert!(why.contains(want), "{r}");
+    }
+    // An install of a stored image checks the policy in force: refused,
+    // naming image, scope and reason; nothing installed.
+    let name = format!("{h}/sctest/ssigned:1");
+    let pol = bob.to_str().unwrap();
+    let o = env.sc(
+        "re",
+        &[
+            "install",
+            "--signature-policy",
+            pol,
+            "--registries.d",
+            rd,
+            "--name",
+            "web",
+            &name,
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&name)
+            && err.contains("scope default")
+            && err.contains("not signed by any key"),
+        "{err}"
+    );
+    let l = env.sc("re", &["containers", "list", "--json"]);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&l.stdout).unwrap(),
+        serde_json::json!([]),
+        "{}",
+        String::from_utf8_lossy(&l.stderr)
+    );
+    // Under the policy it was pulled with, the same install goes ahead.
+    let o = env.sc(
+        "re",
+        &[
+            "install",
+            "--signature-policy",
+            both.to_str().unwrap(),
+            "--registries.d",
+            rd,
+            "--name",
+            "web",
+            &name,
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }

@@ -146,9 +146,9 @@ pub enum StoreError {
         #[source]
         source: Box<CheckoutFailure>,
     },
-    #[error("the signatures stored for manifest {digest} at {path}: {what}")]
+    #[error("the signatures stored for image '{name}' at {path}: {what}")]
     Signatures {
-        digest: String,
+        name: String,
         path: PathBuf,
         what: String,
     },

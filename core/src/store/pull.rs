@@ -280,7 +280,7 @@ pub fn pull_checked(
         }
         if all {
             if let Some(s) = &sigs {
-                store.put_signatures(&img.manifest_digest, s)?;
+                store.put_signatures(&name, &img.manifest_digest, s)?;
             }
             for (i, l) in img.layers.iter().enumerate() {
                 progress.layer_skipped(i, l);
@@ -332,7 +332,7 @@ pub fn pull_checked(
     crate::failpoint!("pull.objects-committed");
     // The signatures before any ref: an image that is stored has them.
     if let Some(s) = &sigs {
-        store.put_signatures(&img.manifest_digest, s)?;
+        store.put_signatures(&name, &img.manifest_digest, s)?;
     }
     // Then the refs, each written and synced on its own: the layers' before
     // the image's.
