@@ -96,8 +96,11 @@ impl TrustArgs {
 /// With a signature policy (/etc/containers/policy.json, or
 /// --signature-policy), the image must satisfy it before anything is stored
 /// (insecureAcceptAnything, reject, signedBy GPGKeys with lookaside
-/// signatures; Fulcio/Rekor keyless sigstore is not supported); a refused
-/// image exits 3.
+/// signatures, sigstoreSigned with an ECDSA P-256 public key and the
+/// sha256-<digest>.sig attachment when registries.d sets
+/// use-sigstore-attachments; Fulcio/Rekor keyless sigstore is not
+/// supported); a refused image exits 3. The signatures read are kept with
+/// the image, for `images verify` and for installs of the stored image.
 ///
 /// SOURCE is one of:
 ///   [docker://]REGISTRY/NAME[:TAG|@sha256:DIGEST]   a registry (a bare NAME means docker.io/library/NAME)
