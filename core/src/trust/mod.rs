@@ -383,7 +383,7 @@ impl Trust {
 /// The signatures of one image, as read when it was pulled; kept in the
 /// store with it ([`crate::store::Store::signatures`]) so that a re-check
 /// needs no network.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Signatures {
     /// Where they were looked for (for messages; not stored).
     #[serde(skip)]
@@ -395,6 +395,14 @@ pub struct Signatures {
     #[serde(default)]
     pub sigstore: Vec<SigstoreAttachment>,
 }
+
+/// The same signatures, wherever they were read.
+impl PartialEq for Signatures {
+    fn eq(&self, o: &Signatures) -> bool {
+        self.simple == o.simple && self.sigstore == o.sigstore
+    }
+}
+impl Eq for Signatures {}
 
 impl Signatures {
     pub fn is_empty(&self) -> bool {
