@@ -90,8 +90,55 @@ pub fn verify(a: &SigstoreAttachment, keys: &Keys) -> Result<super::simple::Veri
 mod tests {
     use super::*;
 
-    // A key and signature made by cosign's format with Python's
-    // cryptography (tests/sigstore-sign.py), over this payload.
+    // A signature made by cosign itself, with its public key and another
+    // one: containers/image's signature/fixtures (Apache-2.0),
+    // dir-img-cosign-valid/signature-1, cosign.pub, cosign2.pub, at
+    // df7e80d2d19872b61f352a8a182ec934dc0c2346.
+    const COSIGN_PUB: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEFNLqFhf4fiN6o/glAuYnq2jYUeL0
+vRuLu/z39pmbVwS9ff5AYnlwaP9sxREajdLY9ynM6G1sy6AAmb7Z63TsLg==
+-----END PUBLIC KEY-----
+";
+    const COSIGN2_PUB: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEwOkOF9xpfG8ghueIhnZ66ooujwt1
++ReV3HupgKnGFYnEh3Hh1YTg5L6kN1Yakkt5WltRoav8/R3hpCtUO3Rldw==
+-----END PUBLIC KEY-----
+";
+    const COSIGN_PAYLOAD: &str = r#"{"critical":{"identity":{"docker-reference":"192.168.64.2:5000/cosign-signed-single-sample"},"image":{"docker-manifest-digest":"sha256:634a8f35b5f16dcf4aaa0822adc0b1964bb786fca12f6831de8ddc45e5986a00"},"type":"cosign container image signature"},"optional":null}"#;
+    const COSIGN_SIG: &str = "MEYCIQDmtamqYPjMg81nqeBhptrPls44aA/r7PwLmspINJY4MwIhANKRpqe2E9UCBtGFdPoz/8jAbaQm4uP4h+IpwKTE6ClR";
+
+    fn cosign_attachment(payload: &str) -> SigstoreAttachment {
+        SigstoreAttachment {
+            media_type: SIGNATURE_MIME.into(),
+            payload: payload.as_bytes().to_vec(),
+            annotations: [(SIGNATURE_ANNOTATION.to_string(), COSIGN_SIG.to_string())].into(),
+        }
+    }
+
+    #[test]
+    fn a_signature_made_by_cosign_verifies_and_says_what_it_signed() {
+        let keys = load_keys(&[("cosign.pub".into(), COSIGN_PUB.as_bytes().to_vec())]).unwrap();
+        let v = verify(&cosign_attachment(COSIGN_PAYLOAD), &keys).unwrap();
+        assert_eq!(
+            v.manifest_digest,
+            "sha256:634a8f35b5f16dcf4aaa0822adc0b1964bb786fca12f6831de8ddc45e5986a00"
+        );
+        assert_eq!(
+            v.docker_reference,
+            "192.168.64.2:5000/cosign-signed-single-sample"
+        );
+        assert_eq!(v.signer, "cosign.pub");
+        // Another key, or one byte of the payload changed: refused.
+        let other = load_keys(&[("cosign2.pub".into(), COSIGN2_PUB.as_bytes().to_vec())]).unwrap();
+        let e = verify(&cosign_attachment(COSIGN_PAYLOAD), &other).unwrap_err();
+        assert!(e.contains("not signed by any key of cosign2.pub"), "{e}");
+        let tampered = COSIGN_PAYLOAD.replace("a00\"", "a01\"");
+        assert_ne!(tampered, COSIGN_PAYLOAD);
+        let e = verify(&cosign_attachment(&tampered), &keys).unwrap_err();
+        assert!(e.contains("not signed by any key"), "{e}");
+    }
+
+    // A P-256 public key made by tests/sigstore-keygen.py.
     const PUB: &str = "-----BEGIN PUBLIC KEY-----
 MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE29j8eQGKLbw75qArEhLpP1rqbqPt
 e78CgMilYMnRp1TJ9f7HkeiWNQ3mxpF44C/89iVbmdNhxguPRMy6YyW0IQ==
