@@ -221,28 +221,8 @@ impl Trust {
         };
         let mut sigs: Option<Result<Signatures, String>> = None;
         for r in reqs {
-            // Each verified signature, checked as containers/image does:
-            // the key, then the digest, then the identity.
             let judge = |n: usize, v: Result<simple::Verified, String>, want: &Identity| {
-                match v {
-                Err(e) => Err(format!("signature {n}: {e}")),
-                Ok(v) if v.manifest_digest != manifest_digest => Err(format!(
-                    "signature {n}: signed by {} for manifest {}, not this image's {manifest_digest} (digest mismatch)",
-                    v.signer, v.manifest_digest
-                )),
-                Ok(v) if !identity::matches(want, subject.docker.as_ref(), &v.docker_reference) => {
-                    Err(format!(
-                        "signature {n}: signed by {} for {}, but the policy wants {} (identity mismatch)",
-                        v.signer,
-                        v.docker_reference,
-                        identity::describe(want, subject.docker.as_ref())
-                    ))
-                }
-                Ok(v) => {
-                    log::debug!("{spec}: signature {n} by {} accepted", v.signer);
-                    Ok(())
-                }
-            }
+                judge_signature(spec, subject, manifest_digest, n, v, want)
             };
             match r {
                 Requirement::InsecureAcceptAnything {} => {}
@@ -378,6 +358,35 @@ impl Trust {
         }
         Ok(out)
     }
+}
+
+/// One signature `n`, once its key verified it (or not): checked as
+/// containers/image does, the key, then the digest, then the identity.
+fn judge_signature(
+    spec: &str,
+    subject: &Subject,
+    manifest_digest: &str,
+    n: usize,
+    v: Result<simple::Verified, String>,
+    want: &Identity,
+) -> Result<(), String> {
+    let v = v.map_err(|e| format!("signature {n}: {e}"))?;
+    if v.manifest_digest != manifest_digest {
+        return Err(format!(
+            "signature {n}: signed by {} for manifest {}, not this image's {manifest_digest} (digest mismatch)",
+            v.signer, v.manifest_digest
+        ));
+    }
+    if !identity::matches(want, subject.docker.as_ref(), &v.docker_reference) {
+        return Err(format!(
+            "signature {n}: signed by {} for {}, but the policy wants {} (identity mismatch)",
+            v.signer,
+            v.docker_reference,
+            identity::describe(want, subject.docker.as_ref())
+        ));
+    }
+    log::debug!("{spec}: signature {n} by {} accepted", v.signer);
+    Ok(())
 }
 
 /// The signatures of one image, as read when it was pulled; kept in the
