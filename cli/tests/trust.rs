@@ -565,6 +565,20 @@ fn an_unknown_requirement_type_is_refused_before_pulling() {
         "{err}"
     );
     assert_eq!(listed, serde_json::json!([]));
+    // Keyless sigstore is refused as not supported, never read as "accept".
+    let p = env.policy(
+        "keyless",
+        r#"{"default": [{"type": "sigstoreSigned", "fulcio": {"caPath": "/ca.pem", "oidcIssuer": "https://issuer.example", "subjectEmail": "a@example.com"}, "rekorPublicKeyPath": "/rekor.pub"}]}"#.into(),
+    );
+    let (o, listed) = env.pull("keyless", &p, "sctest/ssigned:1", &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("Fulcio/Rekor (keyless) verification is not supported")
+            && err.contains(p.to_str().unwrap()),
+        "{err}"
+    );
+    assert_eq!(listed, serde_json::json!([]));
 }
 
 #[test]
