@@ -9,6 +9,9 @@ APT_PACKAGES=(
   runc systemd systemd-container util-linux ostree busybox-static
   # image fixtures and the registry
   skopeo umoci docker-registry debootstrap apache2-utils openssl python3 podman jq curl
+  # sigstore keys and signatures in the trust tests (tests/sigstore-*.py):
+  # Debian's skopeo is built with sigstore disabled
+  python3-cryptography python3-nacl
   # layers written by other tools (core/tests/foreign_tar.rs)
   libarchive-tools
   # packaging

@@ -10,7 +10,7 @@ set -euo pipefail
 bin=${1:?usage: $0 BINARY}
 [ -x "$bin" ] || { echo "generator-links: $bin: no such executable" >&2; exit 2; }
 libs=$(ldd "$bin")
-crates=$(grep -a -o -E '/(ostree|ostree-sys|gio|gio-sys|glib|glib-sys|rustls|ureq|ring|aws-lc-rs|aws-lc-sys|native-tls|openssl|openssl-sys|pgp|serde_yaml_ng)-[0-9]+\.[0-9]+\.[0-9]+/' "$bin" | sort -u | tr -d / | tr '\n' ' ' || true)
+crates=$(grep -a -o -E '/(ostree|ostree-sys|gio|gio-sys|glib|glib-sys|rustls|ureq|ring|aws-lc-rs|aws-lc-sys|native-tls|openssl|openssl-sys|pgp|serde_yaml_ng|p256|ecdsa)-[0-9]+\.[0-9]+\.[0-9]+/' "$bin" | sort -u | tr -d / | tr '\n' ' ' || true)
 bad_libs=$(grep -E -o 'lib(ostree|ssl|crypto|gnutls|glib|gio)[^ ]*' <<<"$libs" | sort -u | tr '\n' ' ' || true)
 if [ -n "$bad_libs$crates" ]; then
     echo "FAIL: $bin links libostree or TLS: libraries: ${bad_libs:-none}; crates: ${crates:-none}" >&2

@@ -227,7 +227,15 @@ pub(crate) fn pull_if_needed(
     let store = crate::images::open(settings)?;
     if !syscontainer::imgref::Transport::is_explicit(image) {
         match store.image(image) {
-            Ok(_) => return Ok(image.to_string()),
+            Ok(img) => {
+                // Stored already: no pull, but the policy in force still
+                // applies, to the signatures kept from its pull.
+                let t = trust.load(&settings.root)?;
+                if let Some(Err(e)) = crate::images::recheck(&store, &t, &img)? {
+                    return Err(e.into());
+                }
+                return Ok(image.to_string());
+            }
             // An ID prefix that names two stored images: never a pull of
             // docker.io/library/PREFIX.
             Err(e @ syscontainer::store::StoreError::AmbiguousId { .. }) => return Err(e.into()),

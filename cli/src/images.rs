@@ -96,8 +96,11 @@ impl TrustArgs {
 /// With a signature policy (/etc/containers/policy.json, or
 /// --signature-policy), the image must satisfy it before anything is stored
 /// (insecureAcceptAnything, reject, signedBy GPGKeys with lookaside
-/// signatures; Fulcio/Rekor keyless sigstore is not supported); a refused
-/// image exits 3.
+/// signatures, sigstoreSigned with an ECDSA P-256 public key and the
+/// sha256-<digest>.sig attachment when registries.d sets
+/// use-sigstore-attachments; Fulcio/Rekor keyless sigstore is not
+/// supported); a refused image exits 3. The signatures read are kept with
+/// the image, for `images verify` and for installs of the stored image.
 ///
 /// SOURCE is one of:
 ///   [docker://]REGISTRY/NAME[:TAG|@sha256:DIGEST]   a registry (a bare NAME means docker.io/library/NAME)
@@ -175,12 +178,23 @@ pub enum ImagesCmd {
     },
     /// Re-hash every stored object of every layer against its checksum; exit 1
     /// if anything is corrupt (including edits made through a deployment's
-    /// hardlinks).
+    /// hardlinks). With a signature policy in force, also re-check the
+    /// signatures stored with each image (when it was pulled) against the
+    /// current policy, as `docker://NAME`; a refused image exits 3.
     Verify {
-        #[arg(value_name = "IMAGE")]
-        image: String,
+        #[arg(
+            value_name = "IMAGE",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        image: Option<String>,
+        /// Verify every stored image.
+        #[arg(long)]
+        all: bool,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
 }
 
@@ -198,6 +212,24 @@ pub fn pull_into(
     let mut progress = ConsoleProgress::new(quiet);
     store::pull_checked(store, src.as_mut(), &mut progress, &trust.for_spec(spec))
         .with_context(|| format!("pulling {spec}"))
+}
+
+/// Re-check the signatures stored with `img` against `trust`: `None` when
+/// no policy is in force.
+pub(crate) fn recheck(
+    store: &Store,
+    trust: &Trust,
+    img: &store::ImageInfo,
+) -> anyhow::Result<Option<Result<(), trust::TrustError>>> {
+    if !trust.in_force() {
+        return Ok(None);
+    }
+    let stored = store.signatures(&img.name, &img.manifest_digest)?;
+    Ok(Some(trust.check_stored(
+        &img.name,
+        &img.manifest_digest,
+        stored.as_ref(),
+    )))
 }
 
 /// The image store where the settings (`ATOMIC_OSTREE_REPO`,
@@ -404,28 +436,74 @@ pub fn run(settings: &Settings, cmd: ImagesCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        ImagesCmd::Verify { image, json } => {
+        ImagesCmd::Verify {
+            image,
+            all,
+            json,
+            trust,
+        } => {
             let store = open(settings)?;
-            let img = store.image(&image)?;
-            let r = store
-                .verify(&img)
-                .with_context(|| format!("verifying '{}'", img.name))?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
-            } else {
-                for l in &r.layers {
-                    if l.errors.is_empty() {
-                        println!("{}: OK ({} objects)", l.digest, l.objects);
-                    } else {
-                        println!("{}: CORRUPT ({} objects)", l.digest, l.objects);
-                        for e in &l.errors {
-                            println!("  {e}");
+            let trust = trust.load(&settings.root)?;
+            let imgs = match image {
+                Some(i) if !all => vec![store.image(&i)?],
+                _ => store.images()?,
+            };
+            let mut corrupt = Vec::new();
+            let mut refused = Vec::new();
+            let mut out = Vec::new();
+            for img in &imgs {
+                let r = store
+                    .verify(img)
+                    .with_context(|| format!("verifying '{}'", img.name))?;
+                let sig = recheck(&store, &trust, img)?;
+                if json {
+                    let mut v = serde_json::to_value(&r)?;
+                    v["name"] = img.name.clone().into();
+                    v["signatures"] = match &sig {
+                        None => serde_json::json!({"checked": false}),
+                        Some(Ok(())) => serde_json::json!({"checked": true, "accepted": true}),
+                        Some(Err(e)) => serde_json::json!({
+                            "checked": true, "accepted": false, "reason": e.to_string()
+                        }),
+                    };
+                    out.push(v);
+                } else {
+                    for l in &r.layers {
+                        if l.errors.is_empty() {
+                            println!("{}: OK ({} objects)", l.digest, l.objects);
+                        } else {
+                            println!("{}: CORRUPT ({} objects)", l.digest, l.objects);
+                            for e in &l.errors {
+                                println!("  {e}");
+                            }
                         }
                     }
+                    match &sig {
+                        None => {}
+                        Some(Ok(())) => println!("{}: signatures accepted by the policy", img.name),
+                        Some(Err(e)) => println!("{}: signatures REFUSED: {e}", img.name),
+                    }
+                }
+                if !r.ok() {
+                    corrupt.push(img.name.clone());
+                }
+                if let Some(Err(e)) = sig {
+                    refused.push(e);
                 }
             }
-            if !r.ok() {
-                bail!("image '{}' is corrupt", img.name);
+            if json {
+                // One object for one image named, a list for --all.
+                let v = match (all, out.len()) {
+                    (false, 1) => out.pop().unwrap(),
+                    _ => serde_json::Value::Array(out),
+                };
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            }
+            if !corrupt.is_empty() {
+                bail!("image '{}' is corrupt", corrupt.join("', '"));
+            }
+            if let Some(e) = refused.into_iter().next() {
+                return Err(e.into());
             }
             Ok(())
         }

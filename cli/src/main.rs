@@ -26,7 +26,23 @@ Exit codes:
   1  any other failure (network, repo, I/O, corruption found by `images verify`)
   2  usage error (bad arguments, or a bad ATOMIC_OSTREE_* value)
   3  invalid input: a hostile or malformed layer or image, a bad template or record
-  4  image or deployment missing";
+  4  image or deployment missing
+
+Signature policy:
+  /etc/containers/policy.json  containers-policy.json(5), or --signature-policy; checked by pull,
+      install and containers update after the manifest and before anything is stored; without
+      the file nothing is checked. A refused image exits 3, naming the image, scope and reason.
+  /etc/containers/registries.d  containers-registries.d(5), or --registries.d: lookaside URLs
+      (file, http, https) for simple signatures, use-sigstore-attachments for sigstore ones.
+  insecureAcceptAnything, reject  supported.
+  signedBy  GPGKeys (keyPath, keyPaths, keyData): OpenPGP simple signatures from the lookaside.
+  sigstoreSigned  an ECDSA P-256 public key (keyPath, keyPaths, keyData, keyDatas): the signatures
+      of the sha256-DIGEST.sig attachment in the image's repository, read only with
+      use-sigstore-attachments: true. Fulcio/Rekor (keyless) and pki are not supported and refused.
+  signedIdentity  every type (matchRepoDigestOrExact by default).
+  oci, docker-archive, docker-daemon  carry no signatures: signedBy and sigstoreSigned refuse them.
+  images verify  re-checks the signatures kept with each image against the policy in force; an
+      install of a stored image checks them too.";
 
 /// System containers: services shipped as OCI images, stored in OSTree,
 /// checked out read-only with hardlinks, run by runc, supervised by systemd.

@@ -1699,3 +1699,93 @@ fn objects_at_the_link_limit_are_copied() {
     assert!(e.store.verify(&info).unwrap().ok());
     assert_eq!(std::fs::read(&obj).unwrap(), FULL);
 }
+
+/// A check that accepts and hands back fixed signatures, or refuses.
+struct FixedCheck(Option<syscontainer::trust::Signatures>);
+impl syscontainer::store::PullCheck for FixedCheck {
+    fn check(
+        &self,
+        _img: &ResolvedImage,
+        _src: &mut dyn ImageSource,
+    ) -> Result<Option<syscontainer::trust::Signatures>, syscontainer::trust::TrustError> {
+        Ok(self.0.clone())
+    }
+}
+
+#[test]
+fn the_signatures_a_check_read_are_kept_with_the_image_and_pruned_with_it() {
+    use syscontainer::store::pull_checked;
+    use syscontainer::trust::Signatures;
+    let e = env();
+    let img = layered();
+    let sigs = Signatures {
+        simple: vec![b"a simple signature".to_vec()],
+        sigstore: vec![syscontainer::source::SigstoreAttachment {
+            media_type: "application/vnd.dev.cosign.simplesigning.v1+json".into(),
+            payload: b"{\"critical\": {}}".to_vec(),
+            annotations: [(
+                "dev.cosignproject.cosign/signature".to_string(),
+                "MEU=".to_string(),
+            )]
+            .into(),
+        }],
+        ..Signatures::default()
+    };
+    let check = FixedCheck(Some(sigs.clone()));
+    let r = pull_checked(&e.store, &mut MemSource::new(&img), &mut NoProgress, &check).unwrap();
+    let got = e
+        .store
+        .signatures(&r.name, &r.manifest_digest)
+        .unwrap()
+        .unwrap();
+    assert_eq!((&got.simple, &got.sigstore), (&sigs.simple, &sigs.sigstore));
+    assert!(got.from.contains("stored with the image"), "{}", got.from);
+    // For another manifest under that name: not these.
+    let other = format!("sha256:{}", "0".repeat(64));
+    assert!(e.store.signatures(&r.name, &other).unwrap().is_none());
+    // A re-pull with the same signatures leaves the file alone.
+    let dir = e
+        .store
+        .repo_path()
+        .join("extensions/syscontainer/signatures");
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1);
+    let ino = files[0].metadata().unwrap().ino();
+    let r2 = pull_checked(&e.store, &mut MemSource::new(&img), &mut NoProgress, &check).unwrap();
+    assert!(r2.up_to_date);
+    assert_eq!(std::fs::metadata(files[0].path()).unwrap().ino(), ino);
+    // New signatures on a re-pull replace the old ones (atomically: a new file).
+    let mut more = sigs.clone();
+    more.simple.push(b"another".to_vec());
+    pull_checked(
+        &e.store,
+        &mut MemSource::new(&img),
+        &mut NoProgress,
+        &FixedCheck(Some(more.clone())),
+    )
+    .unwrap();
+    let got = e
+        .store
+        .signatures(&r.name, &r.manifest_digest)
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.simple, more.simple);
+    assert_ne!(std::fs::metadata(files[0].path()).unwrap().ino(), ino);
+    // No signatures read (no policy): what was kept stays.
+    pull_checked(
+        &e.store,
+        &mut MemSource::new(&img),
+        &mut NoProgress,
+        &FixedCheck(None),
+    )
+    .unwrap();
+    assert!(e
+        .store
+        .signatures(&r.name, &r.manifest_digest)
+        .unwrap()
+        .is_some());
+    // Deleted and pruned: the file goes with the image.
+    e.store.delete(&r.name, &[], false).unwrap();
+    e.store.prune().unwrap();
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}

@@ -71,6 +71,68 @@ pub struct ResolvedImage {
     pub diff_ids: Vec<String>,
 }
 
+/// One sigstore attachment: a layer of the OCI manifest tagged
+/// `sha256-<hex>.sig` next to an image, as cosign and skopeo write it
+/// (containers/image `docker/docker_image_src.go`
+/// `appendSignaturesFromSigstoreAttachments`). Its payload is read whole
+/// and digest-checked; nothing in it is trusted before
+/// [`crate::trust`] verifies it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SigstoreAttachment {
+    pub media_type: String,
+    /// base64 in JSON.
+    #[serde(with = "b64")]
+    pub payload: Vec<u8>,
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// At most this many sigstore attachments are read per image.
+pub const MAX_ATTACHMENTS: usize = 64;
+/// The largest attachment payload read (containers/image's
+/// `MaxSignatureBodySize`).
+pub const MAX_ATTACHMENT_SIZE: u64 = 4 << 20;
+
+/// serde: bytes as standard base64.
+pub mod b64 {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let t = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(t)
+            .map_err(serde::de::Error::custom)
+    }
+
+    /// A list of byte strings.
+    pub mod vec {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(
+                v.iter()
+                    .map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
+            )
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+            Vec::<String>::deserialize(d)?
+                .into_iter()
+                .map(|t| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(t)
+                        .map_err(serde::de::Error::custom)
+                })
+                .collect()
+        }
+    }
+}
+
 /// What every source needs to know. `Debug` hides the password in `creds`.
 #[derive(Clone)]
 pub struct SourceOptions {
@@ -147,6 +209,16 @@ pub trait ImageSource: Send {
     /// are streamed one at a time.
     fn fork(&self) -> Option<Box<dyn ImageSource>> {
         None
+    }
+    /// The sigstore attachments of the image whose manifest digest is
+    /// `manifest_digest` (only a registry has them; none elsewhere, as in
+    /// containers/image). Asked only when registries.d sets
+    /// `use-sigstore-attachments` for the image.
+    fn sigstore_attachments(
+        &mut self,
+        _manifest_digest: &str,
+    ) -> Result<Vec<SigstoreAttachment>, SourceError> {
+        Ok(Vec::new())
     }
 }
 

@@ -28,8 +28,8 @@ use super::manifest::{self, resolve_from};
 pub use super::tls::{tls_config, CERTS_D};
 use super::transfer::{LowSpeed, Reopened, Resuming};
 use super::{
-    read_capped, sha256_digest, Descriptor, ImageSource, ResolvedImage, SourceError, SourceOptions,
-    MAX_MANIFEST_SIZE,
+    read_capped, sha256_digest, Descriptor, ImageSource, ResolvedImage, SigstoreAttachment,
+    SourceError, SourceOptions, MAX_ATTACHMENTS, MAX_ATTACHMENT_SIZE, MAX_MANIFEST_SIZE,
 };
 use crate::imgref::{digest_hex, ImageRef};
 use crate::paths::Root;
@@ -810,5 +810,96 @@ impl ImageSource for RegistrySource {
 
     fn fork(&self) -> Option<Box<dyn ImageSource>> {
         Some(Box::new(self.clone()))
+    }
+
+    /// containers/image's `getSigstoreAttachmentManifest` and
+    /// `appendSignaturesFromSigstoreAttachments`: the OCI manifest tagged
+    /// `sha256-<hex>.sig` in the same repository (none when the registry
+    /// says it is unknown), then each of its layers, digest-checked.
+    fn sigstore_attachments(
+        &mut self,
+        manifest_digest: &str,
+    ) -> Result<Vec<SigstoreAttachment>, SourceError> {
+        let hex = digest_hex(manifest_digest).ok_or_else(|| SourceError::Invalid {
+            what: format!("manifest digest of {}", self.image),
+            reason: format!("'{manifest_digest}' is not a sha256 digest"),
+        })?;
+        let tag = format!("sha256-{hex}.sig");
+        let what = format!("sigstore attachment {}:{tag}", self.image.name());
+        let (raw, ct) = match self.client.fetch_manifest(&tag, &what) {
+            Err(SourceError::NotFound { .. }) => {
+                log::debug!("{what}: none");
+                return Ok(Vec::new());
+            }
+            r => r?,
+        };
+        let mime = ct
+            .as_deref()
+            .map(|c| c.split(';').next().unwrap_or("").trim());
+        if mime != Some(manifest::OCI_MANIFEST) {
+            return Err(SourceError::Invalid {
+                what,
+                reason: format!(
+                    "unexpected MIME type {:?} (an OCI image manifest was expected)",
+                    ct.unwrap_or_default()
+                ),
+            });
+        }
+        #[derive(serde::Deserialize)]
+        struct AttachmentManifest {
+            #[serde(default)]
+            layers: Vec<AttachmentLayer>,
+        }
+        #[derive(serde::Deserialize)]
+        struct AttachmentLayer {
+            #[serde(rename = "mediaType")]
+            media_type: String,
+            digest: String,
+            size: u64,
+            #[serde(default)]
+            annotations: std::collections::BTreeMap<String, String>,
+        }
+        let m: AttachmentManifest =
+            serde_json::from_slice(&raw).map_err(|source| SourceError::Json {
+                what: what.clone(),
+                source,
+            })?;
+        if m.layers.len() > MAX_ATTACHMENTS {
+            return Err(SourceError::Invalid {
+                what,
+                reason: format!(
+                    "{} layers, more than the {MAX_ATTACHMENTS} read",
+                    m.layers.len()
+                ),
+            });
+        }
+        let mut out = Vec::with_capacity(m.layers.len());
+        for (i, l) in m.layers.into_iter().enumerate() {
+            let d = Descriptor {
+                media_type: l.media_type,
+                digest: l.digest,
+                size: l.size,
+            };
+            let what = format!("{what}, layer {}", i + 1);
+            if d.size > MAX_ATTACHMENT_SIZE {
+                return Err(SourceError::TooLarge {
+                    what,
+                    limit: MAX_ATTACHMENT_SIZE,
+                });
+            }
+            let resp = self.client.blob(&d, &what)?;
+            let payload = read_capped(
+                self.client.blob_body(resp, &d, &what),
+                MAX_ATTACHMENT_SIZE,
+                &what,
+            )?;
+            manifest::verify_blob(&payload, &d, &what)?;
+            out.push(SigstoreAttachment {
+                media_type: d.media_type,
+                payload,
+                annotations: l.annotations,
+            });
+        }
+        Ok(out)
     }
 }

@@ -146,6 +146,12 @@ pub enum StoreError {
         #[source]
         source: Box<CheckoutFailure>,
     },
+    #[error("the signatures stored for image '{name}' at {path}: {what}")]
+    Signatures {
+        name: String,
+        path: PathBuf,
+        what: String,
+    },
     #[error("cannot sync the filesystem of {path}")]
     Sync {
         path: PathBuf,
@@ -214,6 +220,7 @@ impl StoreError {
             | Checkout { .. }
             | CheckoutIo { .. }
             | Sync { .. }
+            | Signatures { .. }
             | ReadFile { .. }
             | SetRef { .. }
             | Prune { .. } => FAILURE,

@@ -95,6 +95,8 @@ impl Store {
             report.layers.push(l.digest);
         }
         crate::failpoint!("prune.refs-removed");
+        let keep: Vec<String> = self.images()?.into_iter().map(|i| i.name).collect();
+        self.prune_signatures(&keep)?;
         // Our commits that no ref names go first, one unlink each: libostree
         // deletes unreachable objects in no particular order, and a prune
         // killed half-way must not leave a commit whose tree is gone (fsck

@@ -22,7 +22,8 @@
 //! One job per file: `error.rs` (the error type), `open.rs` (location and
 //! repo creation), `query.rs` (refs, layers and images), `checkout/` (the
 //! union checkout: ours and libostree's), `union.rs` (reading files through
-//! the layers), `verify.rs`, `gc.rs` (delete, tag, prune), and `pull.rs`,
+//! the layers), `verify.rs`, `gc.rs` (delete, tag, prune), `signatures.rs` (the
+//! signatures kept with an image), and `pull.rs`,
 //! `import.rs` for getting images in. Image names, digests and branch
 //! names are parsed and built by [`crate::imgref`] only.
 
@@ -36,6 +37,7 @@ mod open;
 pub mod pull;
 mod query;
 mod readahead;
+mod signatures;
 pub mod sparse;
 mod union;
 mod verify;

@@ -24,6 +24,7 @@ use super::{Store, StoreError};
 use super::{META_CONFIG, META_MANIFEST, META_MANIFEST_DIGEST, META_NAME};
 use crate::imgref;
 use crate::source::{Descriptor, ImageSource, ResolvedImage};
+use crate::trust::Signatures;
 
 mod layer;
 mod pipe;
@@ -194,16 +195,26 @@ fn check_resolved(img: &ResolvedImage, desc: &str) -> Result<(), StoreError> {
 /// Decides whether a resolved image may be stored: called once per pull,
 /// after the manifest and config are fetched and verified and before the
 /// store is locked or anything is written. An error aborts the pull with
-/// nothing stored. The signature policy ([`crate::trust`]) is one.
+/// nothing stored. The signature policy ([`crate::trust`]) is one; it may
+/// read signatures through `src`, and returns those it read, which the pull
+/// keeps with the image ([`Store::signatures`]).
 pub trait PullCheck {
-    fn check(&self, img: &ResolvedImage) -> Result<(), crate::trust::TrustError>;
+    fn check(
+        &self,
+        img: &ResolvedImage,
+        src: &mut dyn ImageSource,
+    ) -> Result<Option<Signatures>, crate::trust::TrustError>;
 }
 
 /// Accepts every image.
 pub struct AcceptAll;
 impl PullCheck for AcceptAll {
-    fn check(&self, _img: &ResolvedImage) -> Result<(), crate::trust::TrustError> {
-        Ok(())
+    fn check(
+        &self,
+        _img: &ResolvedImage,
+        _src: &mut dyn ImageSource,
+    ) -> Result<Option<Signatures>, crate::trust::TrustError> {
+        Ok(None)
     }
 }
 
@@ -231,9 +242,10 @@ pub fn pull_checked(
     })?;
     check_resolved(&img, &desc)?;
     // The trust check: before the lock, the up-to-date shortcut and any write.
-    check
-        .check(&img)
-        .map_err(|e| StoreError::Untrusted(Box::new(e)))?;
+    let sigs = check
+        .check(&img, src)
+        .map_err(|e| StoreError::Untrusted(Box::new(e)))?
+        .filter(|s| !s.is_empty());
     progress.resolved(&img);
     let name = imgref::with_tag(&img.name);
     let image_ref = imgref::image_branch(&name);
@@ -267,6 +279,9 @@ pub fn pull_checked(
             all = store.layer_commit(&l.digest)?.is_some();
         }
         if all {
+            if let Some(s) = &sigs {
+                store.put_signatures(&name, &img.manifest_digest, s)?;
+            }
             for (i, l) in img.layers.iter().enumerate() {
                 progress.layer_skipped(i, l);
             }
@@ -315,6 +330,10 @@ pub fn pull_checked(
             Ok(commit)
         })?;
     crate::failpoint!("pull.objects-committed");
+    // The signatures before any ref: an image that is stored has them.
+    if let Some(s) = &sigs {
+        store.put_signatures(&name, &img.manifest_digest, s)?;
+    }
     // Then the refs, each written and synced on its own: the layers' before
     // the image's.
     let set_ref = |branch: &str, commit: &str| {

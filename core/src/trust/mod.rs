@@ -6,17 +6,21 @@
 //! - [`registries`]: where signatures are (`lookaside`).
 //! - [`identity`]: Docker references and the `signedIdentity` rules.
 //! - [`simple`]: "simple signing" OpenPGP signatures (rpgp).
+//! - [`sigstore`]: cosign signatures with public keys (p256).
 //!
 //! Supported: `insecureAcceptAnything`, `reject`, `signedBy` (`GPGKeys`)
-//! with signatures from a `file://`, `http://` or `https://` lookaside.
-//! Refused when the policy is loaded: `sigstoreSigned` with Fulcio/Rekor
-//! (keyless) or `pki`, and any unknown type or field. `sigstoreSigned`
-//! with a public key and `signedBaseLayer` always reject (not verified
-//! yet, and never read as "accept").
+//! with signatures from a `file://`, `http://` or `https://` lookaside, and
+//! `sigstoreSigned` with ECDSA P-256 public keys (`keyPath`, `keyPaths`,
+//! `keyData`, `keyDatas`) with signatures from the registry's sigstore
+//! attachments (`use-sigstore-attachments`). Refused when the policy is
+//! loaded: `sigstoreSigned` with Fulcio/Rekor (keyless) or `pki`, and any
+//! unknown type or field. `signedBaseLayer` always rejects, as in
+//! containers/image.
 
 pub mod identity;
 pub mod policy;
 pub mod registries;
+pub mod sigstore;
 pub mod simple;
 
 use std::io::Read;
@@ -26,9 +30,9 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::imgref::{ImageRef, Transport};
-use crate::source::ResolvedImage;
+use crate::source::{ImageSource, ResolvedImage, SigstoreAttachment};
 use identity::DockerRef;
-use policy::{Policy, Requirement};
+use policy::{Identity, Policy, Requirement};
 use registries::Registries;
 
 /// The default policy file (under the Root).
@@ -156,12 +160,55 @@ impl Trust {
         SpecCheck { trust: self, spec }
     }
 
-    /// Decide whether `img`, fetched from `spec`, may be stored.
-    pub fn check(&self, spec: &str, img: &ResolvedImage) -> Result<(), TrustError> {
-        let Some((path, policy)) = &self.policy else {
-            return Ok(());
-        };
+    /// Decide whether `img`, fetched from `src` as `spec`, may be stored:
+    /// signatures from the lookaside and, where registries.d says so, the
+    /// sigstore attachments of `src`. Returns the signatures read (to be
+    /// stored with the image), if the policy needed any.
+    pub fn check(
+        &self,
+        spec: &str,
+        img: &ResolvedImage,
+        src: &mut dyn ImageSource,
+    ) -> Result<Option<Signatures>, TrustError> {
         let subject = Subject::of(spec);
+        self.evaluate(spec, &subject, &img.manifest_digest, &mut || {
+            self.fetch_signatures(&subject, &img.manifest_digest, src)
+        })
+    }
+
+    /// Re-check a stored image: `name` as the docker transport sees it,
+    /// against the signatures stored with it (`None`: none were).
+    pub fn check_stored(
+        &self,
+        name: &str,
+        manifest_digest: &str,
+        stored: Option<&Signatures>,
+    ) -> Result<(), TrustError> {
+        let subject = Subject::of(name);
+        self.evaluate(name, &subject, manifest_digest, &mut || {
+            Ok(match stored {
+                Some(s) => s.clone(),
+                None => Signatures {
+                    from: "none were stored with the image".into(),
+                    ..Signatures::default()
+                },
+            })
+        })
+        .map(|_| ())
+    }
+
+    /// The policy's answer for `subject`. `get` reads the signatures, once,
+    /// and only if a requirement needs them.
+    fn evaluate(
+        &self,
+        spec: &str,
+        subject: &Subject,
+        manifest_digest: &str,
+        get: &mut dyn FnMut() -> Result<Signatures, String>,
+    ) -> Result<Option<Signatures>, TrustError> {
+        let Some((path, policy)) = &self.policy else {
+            return Ok(None);
+        };
         let (scope, reqs) =
             policy.requirements_for(subject.transport, &subject.identity, &subject.namespaces);
         let scope_desc = scope.map_or_else(|| "default".to_string(), |s| format!("\"{s}\""));
@@ -172,8 +219,11 @@ impl Trust {
             scope: scope_desc.clone(),
             reason,
         };
-        let mut sigs: Option<Result<Found, String>> = None;
+        let mut sigs: Option<Result<Signatures, String>> = None;
         for r in reqs {
+            let judge = |n: usize, v: Result<simple::Verified, String>, want: &Identity| {
+                judge_signature(spec, subject, manifest_digest, n, v, want)
+            };
             match r {
                 Requirement::InsecureAcceptAnything {} => {}
                 Requirement::Reject {} => {
@@ -187,10 +237,47 @@ impl Trust {
                             .into(),
                     ))
                 }
-                Requirement::SigstoreSigned { .. } => {
-                    return Err(reject(
-                        "sigstoreSigned signatures are not verified by this version".into(),
-                    ))
+                Requirement::SigstoreSigned {
+                    key_path,
+                    key_paths,
+                    key_data,
+                    key_datas,
+                    signed_identity,
+                    ..
+                } => {
+                    let keys = load_sigstore_keys(key_path, key_paths, key_data, key_datas)
+                        .map_err(&reject)?;
+                    let found = match sigs.get_or_insert_with(&mut *get) {
+                        Ok(v) => v,
+                        Err(e) => return Err(reject(e.clone())),
+                    };
+                    let atts: Vec<_> = found
+                        .sigstore
+                        .iter()
+                        .filter(|a| a.media_type == sigstore::SIGNATURE_MIME)
+                        .collect();
+                    if atts.is_empty() {
+                        let others = found.simple.len() + found.sigstore.len();
+                        return Err(reject(if others == 0 {
+                            format!("no signature found ({})", found.from)
+                        } else {
+                            format!(
+                                "no signature found ({}; {} simple signatures, {} sigstore non-signature attachments)",
+                                found.from,
+                                found.simple.len(),
+                                found.sigstore.len()
+                            )
+                        }));
+                    }
+                    let mut why = Vec::new();
+                    let ok = atts.iter().enumerate().any(|(i, a)| {
+                        judge(i + 1, sigstore::verify(a, &keys), signed_identity)
+                            .map_err(|e| why.push(e))
+                            .is_ok()
+                    });
+                    if !ok {
+                        return Err(reject(why.join("; ")));
+                    }
                 }
                 Requirement::SignedBy {
                     key_path,
@@ -200,60 +287,43 @@ impl Trust {
                     ..
                 } => {
                     let ring = load_ring(key_path, key_paths, key_data).map_err(&reject)?;
-                    let (from, found) = match sigs
-                        .get_or_insert_with(|| self.signatures(&subject, &img.manifest_digest))
-                    {
+                    let found = match sigs.get_or_insert_with(&mut *get) {
                         Ok(v) => v,
                         Err(e) => return Err(reject(e.clone())),
                     };
-                    if found.is_empty() {
-                        return Err(reject(format!("no signature found ({from})")));
+                    if found.simple.is_empty() {
+                        return Err(reject(format!("no signature found ({})", found.from)));
                     }
                     let mut why = Vec::new();
-                    let mut ok = false;
-                    for (i, s) in found.iter().enumerate() {
-                        match simple::verify(s, &ring) {
-                            Err(e) => why.push(format!("signature {}: {e}", i + 1)),
-                            Ok(v) if v.manifest_digest != img.manifest_digest => why.push(format!(
-                                "signature {}: signed by {} for manifest {}, not this image's {} (digest mismatch)",
-                                i + 1,
-                                v.signer,
-                                v.manifest_digest,
-                                img.manifest_digest
-                            )),
-                            Ok(v) if !identity::matches(signed_identity, subject.docker.as_ref(), &v.docker_reference) => {
-                                why.push(format!(
-                                    "signature {}: signed by {} for {}, but the policy wants {} (identity mismatch)",
-                                    i + 1,
-                                    v.signer,
-                                    v.docker_reference,
-                                    identity::describe(signed_identity, subject.docker.as_ref())
-                                ))
-                            }
-                            Ok(v) => {
-                                log::debug!("{spec}: signature {} by {} accepted", i + 1, v.signer);
-                                ok = true;
-                                break;
-                            }
-                        }
-                    }
+                    let ok = found.simple.iter().enumerate().any(|(i, s)| {
+                        judge(i + 1, simple::verify(s, &ring), signed_identity)
+                            .map_err(|e| why.push(e))
+                            .is_ok()
+                    });
                     if !ok {
                         return Err(reject(why.join("; ")));
                     }
                 }
             }
         }
-        Ok(())
+        Ok(sigs.and_then(Result::ok))
     }
 
-    /// The signatures of the image: from the lookaside for the docker
-    /// transport; none for the others. Returns where they were looked for.
-    fn signatures(&self, s: &Subject, digest: &str) -> Result<Found, String> {
+    /// The signatures of the image: from the lookaside, and the sigstore
+    /// attachments when registries.d sets `use-sigstore-attachments`, for
+    /// the docker transport; none for the others (containers/image's
+    /// oci, docker-archive and docker-daemon sources carry none).
+    fn fetch_signatures(
+        &self,
+        s: &Subject,
+        digest: &str,
+        src: &mut dyn ImageSource,
+    ) -> Result<Signatures, String> {
         let Some(r) = s.docker.as_ref().filter(|_| s.transport == "docker") else {
-            return Ok((
-                format!("the {} transport carries no signatures", s.transport),
-                Vec::new(),
-            ));
+            return Ok(Signatures {
+                from: format!("the {} transport carries no signatures", s.transport),
+                ..Signatures::default()
+            });
         };
         let base = match self.registries.lookaside_for(r) {
             Some(u) => u.trim_end_matches('/').to_string(),
@@ -263,20 +333,91 @@ impl Trust {
             .strip_prefix("sha256:")
             .ok_or_else(|| format!("'{digest}' is not a sha256 digest"))?;
         let dir = format!("{base}/{}@sha256={hexd}", r.path);
-        let mut out = Vec::new();
+        let mut out = Signatures {
+            from: format!("looked in {dir}/signature-N"),
+            ..Signatures::default()
+        };
         for n in 1..=MAX_SIGNATURES {
             let url = format!("{dir}/signature-{n}");
             match fetch(&url)? {
-                Some(b) => out.push(b),
+                Some(b) => out.simple.push(b),
                 None => break,
             }
         }
-        Ok((format!("looked in {dir}/signature-N"), out))
+        if self.registries.use_sigstore_attachments(r) {
+            out.sigstore = src
+                .sigstore_attachments(digest)
+                .map_err(|e| e.to_string())?;
+            out.from.push_str(&format!(
+                " and in the attachment {}:sha256-{hexd}.sig",
+                r.path
+            ));
+        } else {
+            out.from
+                .push_str("; sigstore attachments are not read (use-sigstore-attachments is not set in registries.d)");
+        }
+        Ok(out)
     }
 }
 
-/// Where signatures were looked for, and the signatures found there.
-type Found = (String, Vec<Vec<u8>>);
+/// One signature `n`, once its key verified it (or not): checked as
+/// containers/image does, the key, then the digest, then the identity.
+fn judge_signature(
+    spec: &str,
+    subject: &Subject,
+    manifest_digest: &str,
+    n: usize,
+    v: Result<simple::Verified, String>,
+    want: &Identity,
+) -> Result<(), String> {
+    let v = v.map_err(|e| format!("signature {n}: {e}"))?;
+    if v.manifest_digest != manifest_digest {
+        return Err(format!(
+            "signature {n}: signed by {} for manifest {}, not this image's {manifest_digest} (digest mismatch)",
+            v.signer, v.manifest_digest
+        ));
+    }
+    if !identity::matches(want, subject.docker.as_ref(), &v.docker_reference) {
+        return Err(format!(
+            "signature {n}: signed by {} for {}, but the policy wants {} (identity mismatch)",
+            v.signer,
+            v.docker_reference,
+            identity::describe(want, subject.docker.as_ref())
+        ));
+    }
+    log::debug!("{spec}: signature {n} by {} accepted", v.signer);
+    Ok(())
+}
+
+/// The signatures of one image, as read when it was pulled; kept in the
+/// store with it ([`crate::store::Store::signatures`]) so that a re-check
+/// needs no network.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Signatures {
+    /// Where they were looked for (for messages; not stored).
+    #[serde(skip)]
+    pub from: String,
+    /// Simple-signing (OpenPGP) signatures, as found in the lookaside.
+    #[serde(with = "crate::source::b64::vec", default)]
+    pub simple: Vec<Vec<u8>>,
+    /// Sigstore attachments (signatures and any other layer).
+    #[serde(default)]
+    pub sigstore: Vec<SigstoreAttachment>,
+}
+
+/// The same signatures, wherever they were read.
+impl PartialEq for Signatures {
+    fn eq(&self, o: &Signatures) -> bool {
+        self.simple == o.simple && self.sigstore == o.sigstore
+    }
+}
+impl Eq for Signatures {}
+
+impl Signatures {
+    pub fn is_empty(&self) -> bool {
+        self.simple.is_empty() && self.sigstore.is_empty()
+    }
+}
 
 /// One pull's check: [`Trust::check`] with the spec the pull was given.
 pub struct SpecCheck<'a> {
@@ -285,8 +426,12 @@ pub struct SpecCheck<'a> {
 }
 
 impl crate::store::PullCheck for SpecCheck<'_> {
-    fn check(&self, img: &ResolvedImage) -> Result<(), TrustError> {
-        self.trust.check(self.spec, img)
+    fn check(
+        &self,
+        img: &ResolvedImage,
+        src: &mut dyn ImageSource,
+    ) -> Result<Option<Signatures>, TrustError> {
+        self.trust.check(self.spec, img, src)
     }
 }
 
@@ -356,6 +501,28 @@ impl Subject {
             },
         }
     }
+}
+
+fn load_sigstore_keys(
+    key_path: &Option<PathBuf>,
+    key_paths: &Option<Vec<PathBuf>>,
+    key_data: &Option<Vec<u8>>,
+    key_datas: &Option<Vec<Vec<u8>>>,
+) -> Result<sigstore::Keys, String> {
+    let mut sources = Vec::new();
+    for p in key_path.iter().chain(key_paths.iter().flatten()) {
+        let b = std::fs::read(p)
+            .map_err(|e| format!("cannot read the key file {}: {e}", p.display()))?;
+        sources.push((p.display().to_string(), b));
+    }
+    for (i, d) in key_data
+        .iter()
+        .chain(key_datas.iter().flatten())
+        .enumerate()
+    {
+        sources.push((format!("keyData {}", i + 1), d.clone()));
+    }
+    sigstore::load_keys(&sources)
 }
 
 fn load_ring(

@@ -45,7 +45,9 @@ pub fn load_keys(sources: &[(String, Vec<u8>)]) -> Result<Keyring, String> {
     Ok(Keyring { keys, from })
 }
 
-/// The critical part of a payload, read strictly (`signature/simple.go`).
+/// The critical part of a payload, read strictly (`signature/simple.go`,
+/// `signature/internal/sigstore_payload.go`): both have this shape, with
+/// their own `critical.type`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Payload {
@@ -75,6 +77,27 @@ struct PayloadImage {
 struct PayloadIdentity {
     #[serde(rename = "docker-reference")]
     docker_reference: String,
+}
+
+/// Parse a verified payload whose `critical.type` must be `kind`:
+/// (manifest digest, docker reference). `signer` is for messages.
+pub(super) fn parse_payload(
+    data: &[u8],
+    kind: &str,
+    signer: &str,
+) -> Result<(String, String), String> {
+    let p: Payload = serde_json::from_slice(data)
+        .map_err(|e| format!("signed by {signer}, but the payload is invalid: {e}"))?;
+    if p.critical.kind != kind {
+        return Err(format!(
+            "signed by {signer}, but critical.type is '{}', not '{kind}'",
+            p.critical.kind
+        ));
+    }
+    Ok((
+        p.critical.image.docker_manifest_digest,
+        p.critical.identity.docker_reference,
+    ))
 }
 
 /// What a verified signature says.
@@ -117,17 +140,10 @@ pub fn verify(sig: &[u8], ring: &Keyring) -> Result<Verified, String> {
     let Some(signer) = signer else {
         return Err(format!("not signed by any key of {}", ring.from));
     };
-    let p: Payload = serde_json::from_slice(&data)
-        .map_err(|e| format!("signed by {signer}, but the payload is invalid: {e}"))?;
-    if p.critical.kind != SIGNATURE_TYPE {
-        return Err(format!(
-            "signed by {signer}, but critical.type is '{}', not '{SIGNATURE_TYPE}'",
-            p.critical.kind
-        ));
-    }
+    let (manifest_digest, docker_reference) = parse_payload(&data, SIGNATURE_TYPE, &signer)?;
     Ok(Verified {
-        manifest_digest: p.critical.image.docker_manifest_digest,
-        docker_reference: p.critical.identity.docker_reference,
+        manifest_digest,
+        docker_reference,
         signer,
     })
 }
