@@ -34,7 +34,7 @@ mount -t tmpfs -o size=256m tmpfs "$B"
 mkroot() {  # mkroot DIR N: N deployed declarative containers, each an intent file and its state
   local d=$1/etc/syscontainer; mkdir -p "$d/containers" "$d/state"
   python3 - "$d" "$2" <<'PY'
-import json, sys
+import json, os, sys
 d, n = sys.argv[1], int(sys.argv[2])
 tpl = "[Unit]\nDescription=Etcd Server\nAfter=network.target\n\n[Service]\nExecStart=$EXEC_START\nExecStop=$EXEC_STOP\nRestart=on-failure\nWorkingDirectory=$DESTDIR\nRuntimeDirectory=${NAME}\n\n[Install]\nWantedBy=multi-user.target\n"
 for i in range(n):
@@ -46,7 +46,14 @@ for i in range(n):
          "default_values": {"ETCD_DATA_DIR": "/var/lib/etcd", "ETCD_INITIAL_CLUSTER_STATE": "new"},
          "enabled": i % 2 == 0, "service_template": tpl, "uuid": "00000000-0000-4000-8000-%012d" % i}
     state = {"version": 1, "record": r, "applied": intent, "intentOwner": "admin"}
-    open("%s/containers/%s.json" % (d, name), "w").write(json.dumps(intent, indent=2))
+    ipath = "%s/containers/%s.json" % (d, name)
+    open(ipath, "w").write(json.dumps(intent, indent=2))
+    # The identity of the intent file it applied, as syscontainer records it
+    # (install at once; an admin's file once it settled): the generator then
+    # does not read the intent file while it is unchanged.
+    st = os.stat(ipath)
+    state["intentFile"] = {"dev": st.st_dev, "ino": st.st_ino, "size": st.st_size,
+                           "ctime": st.st_ctime_ns // 10**9, "ctimeNsec": st.st_ctime_ns % 10**9}
     open("%s/state/%s.json" % (d, name), "w").write(json.dumps(state, indent=2))
 PY
 }

@@ -575,6 +575,85 @@ mod tests {
         ));
     }
 
+    /// The state keeps the identity of the intent file it applied, and the
+    /// generator trusts it only while the file is that file, unchanged.
+    #[test]
+    fn intent_file_identity() {
+        use super::scan::{discover, Decl};
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::new(d.path());
+        let decl_of = |root: &Root| {
+            let (found, errs) = discover(root);
+            assert!(errs.is_empty(), "{errs:?}");
+            match &found[0].state {
+                FoundState::Ok { decl, .. } => decl.clone(),
+                s => panic!("{s:?}"),
+            }
+        };
+        let state = |root: &Root| State::load(root, "etcd").unwrap().unwrap();
+        let etc = root.join(paths::RECORDS_ETC);
+        let file = etc.join("etcd.json");
+
+        // syscontainer install: its own file, recorded at once.
+        sample().write(&root).unwrap();
+        let id = state(&root).intent_file.expect("install records its file");
+        let st = rustix::fs::stat(&file).unwrap();
+        assert_eq!(id, state::FileId::of(&st));
+        assert_eq!(decl_of(&root), Decl::Applied);
+
+        // Edited in place, same size: the change time and the content say so.
+        let text = fs::read_to_string(&file).unwrap();
+        fs::write(&file, text.replace("\"one\"", "\"two\"")).unwrap();
+        assert_eq!(rustix::fs::stat(&file).unwrap().st_size, st.st_size);
+        assert!(matches!(decl_of(&root), Decl::Edited { .. }));
+        // A state written now does not take the edited file for the applied one.
+        state(&root).write(&root).unwrap();
+        assert_eq!(state(&root).intent_file, None);
+        assert!(matches!(decl_of(&root), Decl::Edited { .. }));
+
+        // An admin's file with the applied content, just written: not
+        // recorded (it could change again within the same clock tick); once
+        // settled, it is.
+        fs::write(&file, &text).unwrap();
+        state(&root).write(&root).unwrap();
+        assert_eq!(state(&root).intent_file, None);
+        assert_eq!(decl_of(&root), Decl::Applied, "read and compared");
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        state(&root).write(&root).unwrap();
+        let id = state(&root).intent_file.expect("settled: recorded");
+        assert_eq!(id, state::FileId::of(&rustix::fs::stat(&file).unwrap()));
+
+        // Replaced by a rename (another inode), same content and size: read
+        // again, still applied.
+        let tmp = etc.join(".etcd.json.new");
+        fs::write(&tmp, &text).unwrap();
+        fs::rename(&tmp, &file).unwrap();
+        assert_ne!(
+            Some(id),
+            Some(state::FileId::of(&rustix::fs::stat(&file).unwrap()))
+        );
+        assert_eq!(decl_of(&root), Decl::Applied);
+
+        // The file is not read while its identity matches: a state that
+        // names the current file as applied is taken at its word.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        state(&root).write(&root).unwrap();
+        let mut st = state(&root);
+        assert!(st.intent_file.is_some());
+        st.applied
+            .values
+            .insert("ETCD_NAME".into(), "elsewhere".into());
+        let logical = state::state_path("etcd");
+        let mut raw = serde_json::to_string_pretty(&st).unwrap();
+        raw.push('\n');
+        state::write_private(&root, paths::STATE_DIR, &logical, raw.as_bytes()).unwrap();
+        assert_eq!(decl_of(&root), Decl::Applied, "identity matched: not read");
+        // ... and a real write of that state does not record it.
+        st.write(&root).unwrap();
+        assert_eq!(state(&root).intent_file, None);
+        assert!(matches!(decl_of(&root), Decl::Edited { .. }));
+    }
+
     #[test]
     fn first_wave_record_is_split_on_write() {
         let d = tempfile::tempdir().unwrap();

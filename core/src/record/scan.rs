@@ -11,7 +11,7 @@ use rustix::fs::{self as rfs, AtFlags, Dir, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::intent::Intent;
-use super::state::State;
+use super::state::{FileId, State};
 use super::{Record, RecordError};
 use crate::name;
 use crate::paths::{self, Root};
@@ -131,6 +131,22 @@ impl Candidate {
                 source,
             }));
         }
+        let state = self.read_state(buf);
+        // The intent file the state says it applied, unchanged: the state
+        // alone says all (no read, no parse of the intent file).
+        if let (Some(dir), false, Some(Ok(st))) = (&self.dir, self.symlink, &state) {
+            if st.intent_file.is_some_and(|id| self.is_file(dir, id)) {
+                let Some(Ok(st)) = state else {
+                    unreachable!("matched above")
+                };
+                return found(FoundState::Ok {
+                    trial: st.trial.is_some(),
+                    record: Box::new(st.record),
+                    warnings: Vec::new(),
+                    decl: Decl::Applied,
+                });
+            }
+        }
         let read = match &self.dir {
             None => Read::None,
             Some(_) if self.symlink && self.is_mask() => Read::Masked,
@@ -162,7 +178,6 @@ impl Candidate {
                 },
             },
         };
-        let state = self.read_state(buf);
         found(combine(read, state))
     }
 
@@ -179,6 +194,14 @@ impl Candidate {
             })),
             Ok(text) => Some(State::parse(&logical, text)),
         }
+    }
+
+    /// The intent file is still the one identified by `id`.
+    fn is_file(&self, dir: &Dir, id: FileId) -> bool {
+        dir.fd()
+            .ok()
+            .and_then(|d| rfs::statat(d, self.file(), AtFlags::SYMLINK_NOFOLLOW).ok())
+            .is_some_and(|st| FileId::of(&st) == id)
     }
 
     /// The file's name in its directory.

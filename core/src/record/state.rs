@@ -71,7 +71,56 @@ pub struct State {
     pub refused: Option<Refused>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trial: Option<Trial>,
+    /// The intent file that holds `applied`, as it was when this state was
+    /// written ([`FileId`]). While the winning intent file is still that
+    /// file, unchanged, the generator takes the state alone and does not
+    /// read or parse the intent file. Set by [`State::write`], never by
+    /// hand; a state without it (or with a stale one) costs a read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent_file: Option<FileId>,
 }
+
+/// What tells one version of a file from another without reading it: its
+/// device and inode (a rename of another file over it changes them), its
+/// size, and its change time (any write or metadata change moves it, and
+/// nobody can set it back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub ctime: i64,
+    pub ctime_nsec: i64,
+}
+
+impl FileId {
+    pub fn of(st: &rustix::fs::Stat) -> FileId {
+        FileId {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size as u64,
+            ctime: st.st_ctime,
+            ctime_nsec: st.st_ctime_nsec as i64,
+        }
+    }
+
+    /// How long before `now` the file last changed; `None` for a change
+    /// time in the future.
+    fn age(&self, now: std::time::SystemTime) -> Option<std::time::Duration> {
+        let changed = std::time::UNIX_EPOCH.checked_add(std::time::Duration::new(
+            u64::try_from(self.ctime).ok()?,
+            u32::try_from(self.ctime_nsec).ok()?,
+        ))?;
+        now.duration_since(changed).ok()
+    }
+}
+
+/// A change time is taken from a coarse clock (a kernel tick, up to 10 ms,
+/// on kernels without fine-grained timestamps): a file that changed less
+/// than this before it was read might change again within the same tick,
+/// with the same change time. Its identity is not recorded then.
+const SETTLED: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// sha256 of `data`, hex.
 pub fn sha256_hex(data: &[u8]) -> String {
@@ -137,6 +186,7 @@ impl State {
             intent_sha256: None,
             refused: None,
             trial: None,
+            intent_file: None,
         }
     }
 
@@ -171,10 +221,16 @@ impl State {
         }
     }
 
-    /// Write atomically, 0600 in a 0700 directory (values may be secret).
+    /// Write atomically, 0600 in a 0700 directory (values may be secret),
+    /// with the identity of the intent file when it holds what was applied
+    /// ([`State::intent_file`]).
     pub fn write(&self, root: &Root) -> Result<PathBuf, RecordError> {
         let logical = state_path(&self.record.name);
-        let mut text = serde_json::to_string_pretty(self).expect("states serialize");
+        let st = State {
+            intent_file: self.applied_file(root),
+            ..self.clone()
+        };
+        let mut text = serde_json::to_string_pretty(&st).expect("states serialize");
         text.push('\n');
         write_private(root, paths::STATE_DIR, &logical, text.as_bytes())?;
         Ok(logical)
@@ -182,6 +238,39 @@ impl State {
 
     pub fn remove(root: &Root, name: &str) -> Result<(), RecordError> {
         remove_file(root, paths::STATE_DIR, &state_path(name))
+    }
+
+    /// The identity of the winning intent file, when it holds the applied
+    /// intent: read and checked through one descriptor, so that the
+    /// identity is that of the content compared. `None` for a symlink (the
+    /// generator reads those), a file that does not hold `applied`, or one
+    /// that changed too recently ([`SETTLED`]) unless it is the very file
+    /// recorded already (written by [`State::write_own_intent`]).
+    fn applied_file(&self, root: &Root) -> Option<FileId> {
+        use rustix::fs::{Mode, OFlags};
+        use std::io::Read;
+        let name = &self.record.name;
+        for dir in paths::RECORD_DIRS {
+            let logical = Path::new(dir).join(format!("{name}.json"));
+            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let mut f = match rustix::fs::open(root.join(&logical), flags, Mode::empty()) {
+                Err(rustix::io::Errno::NOENT) => continue,
+                Err(_) => return None, // a symlink (or a mask), or unreadable
+                Ok(fd) => fs::File::from(fd),
+            };
+            let now = std::time::SystemTime::now();
+            let st = rustix::fs::fstat(&f).ok()?;
+            let mut bytes = Vec::new();
+            f.read_to_end(&mut bytes).ok()?;
+            let id = FileId::of(&st);
+            let (intent, _) = Intent::parse(&logical, &bytes).ok()?;
+            if intent.is_legacy() || !intent.same(&self.applied) {
+                return None;
+            }
+            let settled = id.age(now).is_some_and(|a| a >= SETTLED);
+            return (settled || self.intent_file == Some(id)).then_some(id);
+        }
+        None
     }
 
     /// The intent file `bytes` is the one syscontainer wrote, unchanged.
@@ -196,6 +285,10 @@ impl State {
         let text = intent.to_json();
         let logical = paths::record_path(&self.record.name);
         write_private(root, paths::RECORDS_ETC, &logical, text.as_bytes())?;
+        // The file as renamed into place (a rename changes its ctime).
+        self.intent_file = rustix::fs::lstat(root.join(&logical))
+            .ok()
+            .map(|st| FileId::of(&st));
         self.applied = intent.normalized();
         self.intent_owner = Owner::Syscontainer;
         self.intent_sha256 = Some(sha256_hex(text.as_bytes()));
