@@ -33,6 +33,10 @@ const PARALLEL_CHECKS: usize = 8;
 /// /var/lib/syscontainer/auto-update.json: it is not tried again until the
 /// reference names another digest (result `skipped`).
 ///
+/// A container installed or declared from an `http:` reference is asked,
+/// and pulled, over plain HTTP again: the timer's plain run needs no
+/// --tls-verify=false for it.
+///
 /// One line per container: unit, image, result (unchanged, updated,
 /// rolled back, failed, skipped, or pending with --dry-run), and the
 /// deployed and the reference's digests. Exit status 1 when a container
@@ -130,7 +134,7 @@ fn check_all(recs: &[Record], opts: &SourceOptions) -> Vec<Result<String, Source
         std::thread::scope(|s| {
             let hs: Vec<_> = chunk
                 .iter()
-                .map(|r| s.spawn(|| RegistrySource::new(&r.image, opts)?.current_digest()))
+                .map(|r| s.spawn(|| RegistrySource::new(&r.reference(), opts)?.current_digest()))
                 .collect();
             out.extend(hs.into_iter().map(|h| h.join().expect("a check panicked")));
         });
@@ -262,7 +266,7 @@ fn apply(
 ) -> (Outcome, Option<String>, Option<String>) {
     let name = &rec.name;
     let (trust, quiet) = (&args.trust, args.json);
-    let pulled = match crate::images::pull_into(store, &rec.image, opts, trust, quiet) {
+    let pulled = match crate::images::pull_into(store, &rec.reference(), opts, trust, quiet) {
         Ok(p) => p,
         Err(e) => return (Outcome::Failed, Some(format!("{e:#}")), None),
     };

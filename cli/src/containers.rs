@@ -152,6 +152,7 @@ pub fn run(cmd: ContainerCmd, settings: &Settings) -> Result<()> {
     match cmd {
         ContainerCmd::Install(mut a) => {
             let ls = a.transfer.low_speed();
+            let plain_http = a.image.starts_with(syscontainer::imgref::HTTP_SCHEME);
             a.image = pull_if_needed(
                 settings,
                 &a.image,
@@ -177,6 +178,7 @@ pub fn run(cmd: ContainerCmd, settings: &Settings) -> Result<()> {
                     .map_err(anyhow::Error::msg)?,
                 declared: false,
                 health: a.health.spec()?,
+                plain_http,
             };
             let rec = deploy::install(root, &src, &a.image, &opts)
                 .with_context(|| format!("cannot install {}", a.image))?;
@@ -298,6 +300,10 @@ fn set_enabled(root: &Root, name: &str, on: bool) -> Result<()> {
 fn update(settings: &Settings, a: UpdateArgs) -> Result<()> {
     let root = &settings.root;
     // --rebase takes any pull source, like install: pulled first
+    let plain_http = a
+        .rebase
+        .as_deref()
+        .is_some_and(|r| r.starts_with(syscontainer::imgref::HTTP_SCHEME));
     let rebase = match a.rebase {
         Some(img) => Some(pull_if_needed(
             settings,
@@ -317,6 +323,7 @@ fn update(settings: &Settings, a: UpdateArgs) -> Result<()> {
         timeout: Duration::from_secs(a.timeout),
         settle: Duration::from_secs(a.settle),
         health: a.health.spec()?,
+        plain_http,
     };
     let names: Vec<String> = match a.name {
         Some(n) => vec![n],

@@ -208,6 +208,25 @@ fn auto_update_checks_pends_skips_failed_digests_and_updates() {
     assert_eq!(rows[0]["new_digest"], v1.as_str());
     assert_eq!(reg.manifest_gets() - m0, 1, "one manifest request");
     assert_eq!(reg.blob_gets(), b0, "no blob fetched");
+    // Installed from an `http:` reference: asked over plain HTTP again, with
+    // no flag (as the timer's service runs it), and the intent file keeps
+    // the prefix.
+    assert_eq!(record(&root, "web")["plain_http"], true);
+    assert!(record(&root, "manual").get("plain_http").is_none());
+    let intent: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join("etc/syscontainer/containers/web.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(intent["image"], pull.as_str());
+    let o = sc(&root, &["auto-update", "--json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rows[0]["result"], "unchanged", "{rows}");
     // The plain-text form: one line, unit, image, result, short digests.
     let text = ok(&sc(&root, &["auto-update", "--tls-verify=false"]));
     let short1 = &v1["sha256:".len()..][..12];

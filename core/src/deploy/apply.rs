@@ -141,6 +141,7 @@ pub fn install(
         auto_update: intent.auto_update,
         declared: true,
         health: intent.health.clone(),
+        plain_http: intent.image.starts_with(crate::imgref::HTTP_SCHEME),
     };
     let mut rec = super::install(root, src, image, &opts)?;
     if rec.target != intent.target {
@@ -192,6 +193,7 @@ pub fn edit(
     base.runtime = intent.runtime.clone();
     base.auto_update = intent.auto_update;
     base.health = intent.health.clone();
+    base.plain_http = intent.image.starts_with(crate::imgref::HTTP_SCHEME);
     let staged = check_runtime(&base.runtime)
         .and_then(|()| src.resolve(image))
         .and_then(|img| stage(root, src, &cur, base.clone(), &img, &systemd));

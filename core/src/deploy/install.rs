@@ -36,6 +36,8 @@ pub struct InstallOptions {
     pub checkout_root: Option<PathBuf>,
     /// `--auto-update POLICY`: kept in the record, across updates.
     pub auto_update: Option<crate::record::AutoUpdate>,
+    /// The image was pulled from an `http:` reference ([`Record::plain_http`]).
+    pub plain_http: bool,
     /// `syscontainer apply`: the container is declared by an intent file
     /// (which stays as it is); only its state is written.
     pub declared: bool,
@@ -204,6 +206,7 @@ pub fn install(
     base.runtime = runtime;
     base.enabled = !opts.no_enable;
     base.auto_update = opts.auto_update;
+    base.plain_http = opts.plain_http;
     base.health = opts.health.clone();
     base.uuid = uuid::Uuid::new_v4().to_string();
     base.host_uid = nix::unistd::getuid().as_raw();

@@ -30,6 +30,8 @@ pub struct UpdateOptions {
     pub settle: Duration,
     /// `--health-*`, merged over the record's `health`, field by field.
     pub health: Option<crate::health::HealthSpec>,
+    /// With `rebase`: the new image came from an `http:` reference.
+    pub plain_http: bool,
 }
 
 impl Default for UpdateOptions {
@@ -40,6 +42,7 @@ impl Default for UpdateOptions {
             timeout: Duration::from_secs(30),
             settle: Duration::from_secs(10),
             health: None,
+            plain_http: false,
         }
     }
 }
@@ -109,6 +112,9 @@ pub fn update(
     let mut base = cur.clone();
     base.values = values;
     base.health = health;
+    if opts.rebase.is_some() {
+        base.plain_http = opts.plain_http;
+    }
     let systemd = Systemd::detect(root);
     let was_active = systemd.is_active(name);
     let Some((rec, kept)) = stage(root, src, &cur, base, &img, &systemd)? else {

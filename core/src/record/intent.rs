@@ -116,7 +116,7 @@ impl Intent {
         Intent {
             version: RECORD_VERSION,
             name: None,
-            image: rec.image.clone(),
+            image: rec.reference(),
             values: rec.values.clone(),
             enabled: rec.enabled,
             target: rec.target.clone(),

@@ -103,6 +103,11 @@ pub struct Record {
     /// its reference names ([`AutoUpdate`]); `None`: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_update: Option<AutoUpdate>,
+    /// The image came from an `http:` reference: its registry is reached
+    /// over plain HTTP. `auto-update` asks and pulls the same way, and the
+    /// intent written by `syscontainer install` keeps the `http:` prefix.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub plain_http: bool,
     /// The admin's health check ([`crate::health`]), kept across updates;
     /// it wins over `image_health`, field by field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -279,6 +284,7 @@ impl Record {
             host_files: Vec::new(),
             no_container_service: false,
             auto_update: None,
+            plain_http: false,
             health: None,
             image_health: None,
             unknown: BTreeMap::new(),
@@ -362,6 +368,16 @@ impl Record {
             })
             .collect();
         Ok((rec, warnings))
+    }
+
+    /// The reference to ask the registry about and pull from: the stored
+    /// name, with `http:` when its registry is reached over plain HTTP.
+    pub fn reference(&self) -> String {
+        if self.plain_http {
+            [crate::imgref::HTTP_SCHEME, &self.image].concat()
+        } else {
+            self.image.clone()
+        }
     }
 
     /// The effective health check: `health` over `image_health`.
