@@ -133,38 +133,7 @@ impl Intent {
     /// is the container name. Returns the intent and warnings.
     pub fn parse(logical: &Path, text: &[u8]) -> Result<(Intent, Vec<String>), RecordError> {
         let path = || logical.to_path_buf();
-        let parsed: Result<Intent, _> = match std::str::from_utf8(text) {
-            Ok(s) => serde_json::from_str(s),
-            Err(_) => serde_json::from_slice(text),
-        };
-        let intent = match parsed {
-            Ok(i) => i,
-            Err(source) => {
-                #[derive(Deserialize)]
-                struct VersionOnly {
-                    version: u32,
-                }
-                if let Ok(v) = serde_json::from_slice::<VersionOnly>(text) {
-                    if v.version > RECORD_VERSION {
-                        return Err(RecordError::Version {
-                            path: path(),
-                            version: v.version,
-                        });
-                    }
-                }
-                return Err(if source.is_data() {
-                    RecordError::Invalid {
-                        path: path(),
-                        source,
-                    }
-                } else {
-                    RecordError::Json {
-                        path: path(),
-                        source,
-                    }
-                });
-            }
-        };
+        let intent: Intent = super::parse_json(logical, text)?;
         if intent.version > RECORD_VERSION || intent.version == 0 {
             return Err(RecordError::Version {
                 path: path(),

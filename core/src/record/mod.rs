@@ -295,38 +295,7 @@ impl Record {
     /// must equal the `name` field. Returns the record and warnings (unknown
     /// fields).
     pub fn parse(logical: &Path, text: &[u8]) -> Result<(Record, Vec<String>), RecordError> {
-        // Valid UTF-8 (every record syscontainer writes) is parsed as a str,
-        // so that serde_json does not check each string again; the errors
-        // are the same.
-        let parsed = match std::str::from_utf8(text) {
-            Ok(s) => serde_json::from_str(s),
-            Err(_) => serde_json::from_slice(text),
-        };
-        let rec: Record = match parsed {
-            Ok(r) => r,
-            Err(source) => {
-                // A newer format may lack fields this version requires: say
-                // so rather than report a missing field.
-                #[derive(Deserialize)]
-                struct VersionOnly {
-                    version: u32,
-                }
-                if let Ok(v) = serde_json::from_slice::<VersionOnly>(text) {
-                    if v.version > RECORD_VERSION {
-                        return Err(RecordError::Version {
-                            path: logical.to_path_buf(),
-                            version: v.version,
-                        });
-                    }
-                }
-                let path = logical.to_path_buf();
-                return Err(if source.is_data() {
-                    RecordError::Invalid { path, source }
-                } else {
-                    RecordError::Json { path, source }
-                });
-            }
-        };
+        let rec: Record = parse_json(logical, text)?;
         if rec.version > RECORD_VERSION || rec.version == 0 {
             return Err(RecordError::Version {
                 path: logical.to_path_buf(),
@@ -509,6 +478,37 @@ impl Record {
             }
         }
     }
+}
+
+/// Parse a versioned JSON file (a record or an intent); `logical` names it
+/// in errors. Valid UTF-8 (every file syscontainer writes) is parsed as a
+/// str, so that serde_json does not check each string again; the errors are
+/// the same. When parsing fails and the file's `version` is newer than
+/// this build's, that is the error: a newer format may lack fields this
+/// version requires.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    logical: &Path,
+    text: &[u8],
+) -> Result<T, RecordError> {
+    let parsed = match std::str::from_utf8(text) {
+        Ok(s) => serde_json::from_str(s),
+        Err(_) => serde_json::from_slice(text),
+    };
+    parsed.map_err(|source| {
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            version: u32,
+        }
+        let path = logical.to_path_buf();
+        match serde_json::from_slice::<VersionOnly>(text) {
+            Ok(v) if v.version > RECORD_VERSION => RecordError::Version {
+                path,
+                version: v.version,
+            },
+            _ if source.is_data() => RecordError::Invalid { path, source },
+            _ => RecordError::Json { path, source },
+        }
+    })
 }
 
 /// `true` for a valid `*.target` unit name.
