@@ -46,6 +46,7 @@ pub fn outputs(name: &str, source: &Path, check: &HealthCheck) -> Vec<Output> {
          Description=Health check of system container {name}\n\
          SourcePath={src}\n\
          After={name}.service\n\
+         StartLimitIntervalSec=0\n\
          \n\
          [Service]\n\
          Type=oneshot\n\
@@ -134,6 +135,9 @@ mod tests {
         };
         assert_eq!(path, Path::new("web-health.service"));
         assert!(text.contains("\nType=oneshot\n"), "{text}");
+        // Started by its timer as often as the interval says, failing or
+        // not: never refused by the default start limit (5 in 10 s).
+        assert!(text.contains("\nStartLimitIntervalSec=0\n"), "{text}");
         assert!(
             text.contains("\nExecStart=/usr/libexec/syscontainer-exec health web\n"),
             "{text}"

@@ -85,6 +85,13 @@ check "web-health.timer is active with web" prop_is web-health.timer ActiveState
 t0=$(last_time web)
 check "the timer runs the check every second (last_time advances)" wait_for 5 advances web "$t0"
 check "still healthy" state_is web healthy
+# A check every second is 10 starts of web-health.service in 10 s: more than
+# systemd's default start limit (5 in 10 s), which would refuse the rest.
+sleep 11
+t0=$(last_time web)
+check "after 11 s of checks every second they still run (no start limit)" wait_for 3 advances web "$t0"
+check "... and systemd never refused a start of web-health.service" \
+    not gsh "journalctl -b -u web-health.service -o cat --no-pager | grep -F 'Start request repeated too quickly'"
 
 # ------------------------------------------------------------------ kill after retries failures
 n0=$(prop web NRestarts)
