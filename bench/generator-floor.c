@@ -6,10 +6,15 @@
  * says "enabled": true, makes the two symlinks the generator makes
  * (multi-user.target.wants/ and syscontainers.target.wants/, symlinkat).
  *
+ * With STATES (the two-file layout of declarative records: an intent file
+ * and its state), it reads STATES/NAME.json instead, after an fstatat of
+ * RECORDS/NAME.json: what the generator does for an intent file that is
+ * still the one its state applied (the state's intentFile).
+ *
  * This is the kernel's share of the work (tmpfs inodes, pages, dentries):
  * no generator that writes the same tree can take less.
  *
- * Usage: generator-floor RECORDS OUT */
+ * Usage: generator-floor RECORDS [STATES] OUT */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -20,13 +25,14 @@
 static char buf[1 << 16];
 
 int main(int argc, char **argv) {
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s RECORDS OUT\n", argv[0]);
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: %s RECORDS [STATES] OUT\n", argv[0]);
 		return 2;
 	}
 	int in = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int out = open(argv[2], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (in < 0 || out < 0) {
+	int states = argc == 4 ? open(argv[2], O_RDONLY | O_DIRECTORY | O_CLOEXEC) : in;
+	int out = open(argv[argc - 1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (in < 0 || states < 0 || out < 0) {
 		perror("open");
 		return 1;
 	}
@@ -38,7 +44,12 @@ int main(int argc, char **argv) {
 		size_t len = strlen(e->d_name);
 		if (e->d_name[0] == '.' || len < 6 || strcmp(e->d_name + len - 5, ".json"))
 			continue;
-		int fd = openat(in, e->d_name, O_RDONLY | O_CLOEXEC);
+		struct stat st;
+		if (states != in && fstatat(in, e->d_name, &st, AT_SYMLINK_NOFOLLOW)) {
+			perror(e->d_name);
+			return 1;
+		}
+		int fd = openat(states, e->d_name, O_RDONLY | O_CLOEXEC);
 		size_t n = 0;
 		ssize_t r;
 		while (fd >= 0 && (r = read(fd, buf + n, sizeof buf - 1 - n)) > 0)

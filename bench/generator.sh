@@ -78,7 +78,7 @@ hf() {
 SYSCONTAINER_ROOT=$B/r10 hf ours-10 30 "$GEN" "$B/out"
 SYSCONTAINER_ROOT=$B/r1000 hf ours-1000 30 "$GEN" "$B/out"
 SYSTEMD_FSTAB=$B/fstab SYSTEMD_PROC_CMDLINE= hf fstab-1000 30 "$FSTAB_GEN" "$B/out" "$B/out" "$B/out"
-[ -z "$FLOOR" ] || hf floor-1000 30 "$FLOOR" "$B/r1000/etc/syscontainer/containers" "$B/out"
+[ -z "$FLOOR" ] || hf floor-1000 30 "$FLOOR" "$B/r1000/etc/syscontainer/containers" "$B/r1000/etc/syscontainer/state" "$B/out"
 SYSCONTAINER_ROOT=$B/r0 hf ours-0 200 "$GEN" "$B/out"
 SYSCONTAINER_ROOT=$B/missing hf ours-missing 200 "$GEN" "$B/out"
 SYSTEMD_FSTAB=$B/fstab0 SYSTEMD_PROC_CMDLINE= hf fstab-0 200 "$FSTAB_GEN" "$B/out" "$B/out" "$B/out"
@@ -111,7 +111,7 @@ print(json.dumps({n: {"wall": statistics.median(wall[n]), "cpu": statistics.medi
 PY
 }
 FLOOR_CMD=()
-[ -z "$FLOOR" ] || FLOOR_CMD=(";" floor -- "$FLOOR" "$B/r1000/etc/syscontainer/containers" "$B/out")
+[ -z "$FLOOR" ] || FLOOR_CMD=(";" floor -- "$FLOOR" "$B/r1000/etc/syscontainer/containers" "$B/r1000/etc/syscontainer/state" "$B/out")
 inter ours-0 SYSCONTAINER_ROOT=$B/r0 -- "$GEN" "$B/out" \; \
   ours-10 SYSCONTAINER_ROOT=$B/r10 -- "$GEN" "$B/out" \; \
   ours-1000 SYSCONTAINER_ROOT=$B/r1000 -- "$GEN" "$B/out" \; \
