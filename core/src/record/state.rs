@@ -146,32 +146,47 @@ pub enum IntentFile {
 impl IntentFile {
     /// Find the file that wins precedence (a mask wins too).
     pub fn read(root: &Root, name: &str) -> Result<IntentFile, RecordError> {
+        Ok(IntentFile::read_with_id(root, name)?.0)
+    }
+
+    /// [`IntentFile::read`], with the identity of the file read (taken from
+    /// the descriptor the bytes came from) when it is a file of its own, not
+    /// a symlink: what [`State::intent_file`] records.
+    pub fn read_with_id(
+        root: &Root,
+        name: &str,
+    ) -> Result<(IntentFile, Option<FileId>), RecordError> {
         for dir in paths::RECORD_DIRS {
             let logical = Path::new(dir).join(format!("{name}.json"));
             let path = root.join(&logical);
-            match fs::symlink_metadata(&path) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(source) => {
-                    return Err(RecordError::Read {
-                        path: logical,
-                        source,
-                    })
-                }
-                Ok(_) => {}
-            }
-            if is_mask(&path) {
-                return Ok(IntentFile::Masked(logical));
-            }
-            let bytes = fs::read(&path).map_err(|source| RecordError::Read {
+            let err = |source| RecordError::Read {
                 path: logical.clone(),
                 source,
-            })?;
-            return Ok(IntentFile::File {
-                path: logical,
-                bytes,
-            });
+            };
+            let symlink = match fs::symlink_metadata(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(err(source)),
+                Ok(m) => m.file_type().is_symlink(),
+            };
+            if symlink && is_mask(&path) {
+                return Ok((IntentFile::Masked(logical), None));
+            }
+            let mut f = fs::File::open(&path).map_err(err)?;
+            let id = rustix::fs::fstat(&f)
+                .ok()
+                .filter(|_| !symlink)
+                .map(|st| FileId::of(&st));
+            let mut bytes = Vec::new();
+            io::Read::read_to_end(&mut f, &mut bytes).map_err(err)?;
+            return Ok((
+                IntentFile::File {
+                    path: logical,
+                    bytes,
+                },
+                id,
+            ));
         }
-        Ok(IntentFile::None)
+        Ok((IntentFile::None, None))
     }
 }
 
@@ -247,30 +262,20 @@ impl State {
     /// that changed too recently ([`SETTLED`]) unless it is the very file
     /// recorded already (written by [`State::write_own_intent`]).
     fn applied_file(&self, root: &Root) -> Option<FileId> {
-        use rustix::fs::{Mode, OFlags};
-        use std::io::Read;
-        let name = &self.record.name;
-        for dir in paths::RECORD_DIRS {
-            let logical = Path::new(dir).join(format!("{name}.json"));
-            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            let mut f = match rustix::fs::open(root.join(&logical), flags, Mode::empty()) {
-                Err(rustix::io::Errno::NOENT) => continue,
-                Err(_) => return None, // a symlink (or a mask), or unreadable
-                Ok(fd) => fs::File::from(fd),
-            };
-            let now = std::time::SystemTime::now();
-            let st = rustix::fs::fstat(&f).ok()?;
-            let mut bytes = Vec::new();
-            f.read_to_end(&mut bytes).ok()?;
-            let id = FileId::of(&st);
-            let (intent, _) = Intent::parse(&logical, &bytes).ok()?;
-            if intent.is_legacy() || !intent.same(&self.applied) {
-                return None;
-            }
-            let settled = id.age(now).is_some_and(|a| a >= SETTLED);
-            return (settled || self.intent_file == Some(id)).then_some(id);
+        // Before the read: a change between the two makes the file look
+        // younger, never older.
+        let now = std::time::SystemTime::now();
+        let Ok((IntentFile::File { path, bytes }, Some(id))) =
+            IntentFile::read_with_id(root, &self.record.name)
+        else {
+            return None;
+        };
+        let (intent, _) = Intent::parse(&path, &bytes).ok()?;
+        if intent.is_legacy() || !intent.same(&self.applied) {
+            return None;
         }
-        None
+        let settled = id.age(now).is_some_and(|a| a >= SETTLED);
+        (settled || self.intent_file == Some(id)).then_some(id)
     }
 
     /// The intent file `bytes` is the one syscontainer wrote, unchanged.
