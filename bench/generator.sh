@@ -1,7 +1,9 @@
 #!/bin/bash
 # Generator benchmark: syscontainer-generator on 0, 10 and 1000 records (each
 # a declarative intent file and its state, as `syscontainer install` and
-# `apply` leave them), side
+# `apply` leave them, and the generator's cache that syscontainer keeps,
+# written here by `syscontainer reconcile`; "cold": the same records without
+# the cache, as after an upgrade of syscontainer), side
 # by side with systemd-fstab-generator on an fstab of 1000 entries (and an
 # empty one), on the same tmpfs, in one run. Prints wall and CPU time per
 # entry and the ratios, the no-records time, peak RSS against the issue 11
@@ -11,20 +13,25 @@
 #
 # Wall time: hyperfine without a shell (-N); the output directory is emptied
 # before each run, untimed (--prepare), so removing the previous run's 2000
-# files is counted for neither generator. The floor is bench/generator-floor.c
-# (built with cc when there is one): the same tree made with the fewest system
-# calls and no parsing, the kernel's share that no generator can avoid.
+# files is counted for neither generator. The floors (built with cc when there
+# is one) make the same tree with the fewest system calls and no parsing, the
+# kernel's share that no generator can avoid: bench/generator-floor-cache.c
+# with the cache (list both directories, read the cache, two fstatat per
+# container, write its units), bench/generator-floor.c without (read each
+# state).
 # CPU time (and a second wall time) comes from rounds that run every command
 # once, in turn, so that load from others on a shared machine falls on all of
 # them alike: prefer those figures there.
 #
-# Usage: bench/generator.sh [GENERATOR]   (default target/release/syscontainer-generator)
+# Usage: bench/generator.sh [GENERATOR [SYSCONTAINER]]
+#   (default target/release/syscontainer-generator and target/release/syscontainer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GEN=$(realpath "${1:-target/release/syscontainer-generator}")
+SC=$(realpath "${2:-target/release/syscontainer}")
 FSTAB_GEN=/lib/systemd/system-generators/systemd-fstab-generator
 for c in hyperfine /usr/bin/time; do command -v $c >/dev/null || { apt-get install -y -qq hyperfine time >/dev/null; break; }; done
-[ -x "$GEN" ] && [ -x "$FSTAB_GEN" ] || { echo "missing $GEN or $FSTAB_GEN" >&2; exit 1; }
+[ -x "$GEN" ] && [ -x "$SC" ] && [ -x "$FSTAB_GEN" ] || { echo "missing $GEN, $SC or $FSTAB_GEN" >&2; exit 1; }
 
 B=$(mktemp -d /tmp/scbench.XXXXXX)
 cleanup() { umount "$B" 2>/dev/null || true; rmdir "$B"; }
@@ -60,13 +67,21 @@ PY
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 mkroot "$B/r10" 10
 mkroot "$B/r1000" 1000
+cp -a "$B/r1000" "$B/cold1000"   # no cache
+CACHE=etc/syscontainer/state/generator.cache
+for r in r10 r1000; do
+    SYSCONTAINER_ROOT=$B/$r "$SC" reconcile >/dev/null   # writes the cache
+    [ -s "$B/$r/$CACHE" ] || { echo "syscontainer reconcile wrote no $B/$r/$CACHE" >&2; exit 1; }
+done
 mkdir -p "$B/r0/etc/syscontainer/containers"   # no records: an empty directory
 for i in $(seq 1 1000); do echo "tmpfs /mnt/m$i tmpfs defaults,size=1m 0 0"; done >"$B/fstab"
 : >"$B/fstab0"
 mkdir -p "$B/out"
 printf '#!/bin/sh\nrm -rf %s/out && mkdir %s/out\n' "$B" "$B" >"$B/reset"; chmod +x "$B/reset"
-FLOOR=""
-if command -v cc >/dev/null && cc -O2 -o "$B/floor" bench/generator-floor.c; then FLOOR=$B/floor; fi
+FLOOR="" FLOORC=""
+if command -v cc >/dev/null && cc -O2 -o "$B/floor" bench/generator-floor.c && cc -O2 -o "$B/floorc" bench/generator-floor-cache.c; then
+    FLOOR=$B/floor FLOORC=$B/floorc
+fi
 
 # hf NAME RUNS CMD...: one hyperfine benchmark, in the caller's environment.
 hf() {
@@ -77,8 +92,12 @@ hf() {
 }
 SYSCONTAINER_ROOT=$B/r10 hf ours-10 30 "$GEN" "$B/out"
 SYSCONTAINER_ROOT=$B/r1000 hf ours-1000 30 "$GEN" "$B/out"
+SYSCONTAINER_ROOT=$B/cold1000 hf cold-1000 30 "$GEN" "$B/out"
 SYSTEMD_FSTAB=$B/fstab SYSTEMD_PROC_CMDLINE= hf fstab-1000 30 "$FSTAB_GEN" "$B/out" "$B/out" "$B/out"
-[ -z "$FLOOR" ] || hf floor-1000 30 "$FLOOR" "$B/r1000/etc/syscontainer/containers" "$B/r1000/etc/syscontainer/state" "$B/out"
+if [ -n "$FLOOR" ]; then
+    hf floor-1000 30 "$FLOORC" "$B/r1000/etc/syscontainer/containers" "$B/r1000/etc/syscontainer/state" "$B/r1000/$CACHE" "$B/out"
+    hf floorcold-1000 30 "$FLOOR" "$B/r1000/etc/syscontainer/containers" "$B/r1000/etc/syscontainer/state" "$B/out"
+fi
 SYSCONTAINER_ROOT=$B/r0 hf ours-0 200 "$GEN" "$B/out"
 SYSCONTAINER_ROOT=$B/missing hf ours-missing 200 "$GEN" "$B/out"
 SYSTEMD_FSTAB=$B/fstab0 SYSTEMD_PROC_CMDLINE= hf fstab-0 200 "$FSTAB_GEN" "$B/out" "$B/out" "$B/out"
@@ -111,10 +130,12 @@ print(json.dumps({n: {"wall": statistics.median(wall[n]), "cpu": statistics.medi
 PY
 }
 FLOOR_CMD=()
-[ -z "$FLOOR" ] || FLOOR_CMD=(";" floor -- "$FLOOR" "$B/r1000/etc/syscontainer/containers" "$B/r1000/etc/syscontainer/state" "$B/out")
+[ -z "$FLOOR" ] || FLOOR_CMD=(";" floor -- "$FLOORC" "$B/r1000/etc/syscontainer/containers" "$B/r1000/etc/syscontainer/state" "$B/r1000/$CACHE" "$B/out"
+                              ";" floorcold -- "$FLOOR" "$B/r1000/etc/syscontainer/containers" "$B/r1000/etc/syscontainer/state" "$B/out")
 inter ours-0 SYSCONTAINER_ROOT=$B/r0 -- "$GEN" "$B/out" \; \
   ours-10 SYSCONTAINER_ROOT=$B/r10 -- "$GEN" "$B/out" \; \
   ours-1000 SYSCONTAINER_ROOT=$B/r1000 -- "$GEN" "$B/out" \; \
+  cold-1000 SYSCONTAINER_ROOT=$B/cold1000 -- "$GEN" "$B/out" \; \
   fstab-1000 SYSTEMD_FSTAB=$B/fstab SYSTEMD_PROC_CMDLINE= -- "$FSTAB_GEN" "$B/out" "$B/out" "$B/out" \; \
   fstab-0 SYSTEMD_FSTAB=$B/fstab0 SYSTEMD_PROC_CMDLINE= -- "$FSTAB_GEN" "$B/out" "$B/out" "$B/out" \
   "${FLOOR_CMD[@]}" >"$B/inter.json"
@@ -129,7 +150,10 @@ RSS_FSTAB=$(SYSTEMD_FSTAB=$B/fstab rss "$FSTAB_GEN" "$B/out" "$B/out" "$B/out")
 rm -rf "$B/out"; mkdir "$B/out"
 SYSCONTAINER_ROOT=$B/r1000 "$GEN" "$B/out"
 UNITS=$(ls "$B/out" | wc -l)
-[ "$UNITS" = 1002 ] || { echo "expected 1000 units and 2 .wants directories, found $UNITS entries" >&2; exit 1; }
+[ "$UNITS" = 1002 ] || { echo "expected 1000 units and 2 drop-in directories, found $UNITS entries" >&2; exit 1; }
+rm -rf "$B/out2"; mkdir "$B/out2"
+SYSCONTAINER_ROOT=$B/cold1000 "$GEN" "$B/out2"
+diff -r "$B/out" "$B/out2" >/dev/null || { echo "the units with the cache differ from those without" >&2; exit 1; }
 
 python3 - "$B" "$RSS_OURS" "$RSS_FSTAB" "$RSS_OURS_0" "$LOAD_START" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
 import json, os, sys
@@ -141,17 +165,18 @@ rss, rss_f, rss0 = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 load0, load1 = sys.argv[5], sys.argv[6]
 m = json.load(open(b + "/inter.json"))
 ms = lambda k, what: m[k][what] * 1e3 if k in m else 0.0
-c0, c10, c1000, cf, cf0, cfl = (ms(k, "cpu") for k in ("ours-0", "ours-10", "ours-1000", "fstab-1000", "fstab-0", "floor"))
-o10, o1000, f1000, fl = mean("ours-10"), mean("ours-1000"), mean("fstab-1000"), mean("floor-1000")
+c0, c10, c1000, cc1000, cf, cf0, cfl, cflc = (ms(k, "cpu") for k in ("ours-0", "ours-10", "ours-1000", "cold-1000", "fstab-1000", "fstab-0", "floor", "floorcold"))
+o10, o1000, oc1000, f1000, fl, flc = mean("ours-10"), mean("ours-1000"), mean("cold-1000"), mean("fstab-1000"), mean("floor-1000"), mean("floorcold-1000")
 o0, om, f0, tr = mean("ours-0"), mean("ours-missing"), mean("fstab-0"), mean("true")
 def ok(good): return "met" if good else "NOT met"
 print("generator benchmark (tmpfs; hyperfine -N, the output directory emptied before each run, untimed; load average %s at the start, %s at the end)" % (load0, load1))
 print("  syscontainer-generator,   10 records: %7.2f ms  (%.1f us/entry)" % (o10*1e3, o10*1e6/10))
 print("  syscontainer-generator, 1000 records: %7.2f ms  (%.1f us/entry)" % (o1000*1e3, o1000*1e6/1000))
+print("  syscontainer-generator, 1000 records, cold (no cache): %7.2f ms  (%.1f us/entry)" % (oc1000*1e3, oc1000*1e6/1000))
 print("  systemd-fstab-generator, 1000 entries: %7.2f ms  (%.1f us/entry)" % (f1000*1e3, f1000*1e6/1000))
-if fl: print("  floor (generator-floor.c, same tree), 1000: %7.2f ms  (%.1f us/entry)" % (fl*1e3, fl*1e6/1000))
-print("  ratio per entry (ours / fstab-generator), 1000: %.2fx  (target <= 0.30x: %s%s)" % (o1000 / f1000, ok(o1000 / f1000 <= 0.3),
-      "; floor / fstab-generator %.2fx" % (fl / f1000) if fl else ""))
+if fl: print("  floor (generator-floor-cache.c, same tree), 1000: %7.2f ms  (%.1f us/entry); without the cache (generator-floor.c): %.2f ms" % (fl*1e3, fl*1e6/1000, flc*1e3))
+print("  ratio per entry (ours / fstab-generator), 1000: %.2fx  (target <= 0.30x: %s%s); cold %.2fx" % (o1000 / f1000, ok(o1000 / f1000 <= 0.3),
+      "; floor / fstab-generator %.2fx, ours / floor %.2fx" % (fl / f1000, o1000 / fl) if fl else "", oc1000 / f1000))
 print("  no records: %.2f ms (empty directory), %.2f ms (no directory)  (target < 2.5 ms: %s); fstab-generator, empty fstab: %.2f ms; ratio %.2fx; /bin/true %.2f ms"
       % (o0*1e3, om*1e3, ok(max(o0, om) < 2.5e-3), f0*1e3, o0 / f0, tr*1e3))
 print("  peak RSS: ours %d KiB with 1000 records, %d KiB with none (target < 4096 KiB: %s), fstab-generator %d KiB" % (rss, rss0, ok(max(rss, rss0) < 4096), rss_f))
@@ -159,15 +184,17 @@ print("CPU time (user+sys, rusage; each round runs every command once, interleav
 print("  syscontainer-generator,    0 records: %7.2f ms" % c0)
 print("  syscontainer-generator,   10 records: %7.2f ms" % c10)
 print("  syscontainer-generator, 1000 records: %7.2f ms  (%.1f us/entry)" % (c1000, c1000 * 1e3 / 1000))
+print("  syscontainer-generator, 1000 records, cold: %7.2f ms  (%.1f us/entry)" % (cc1000, cc1000 * 1e3 / 1000))
 print("  systemd-fstab-generator, 1000 entries: %7.2f ms  (%.1f us/entry)" % (cf, cf * 1e3 / 1000))
 print("  systemd-fstab-generator, empty fstab:  %7.2f ms" % cf0)
-if cfl: print("  floor (generator-floor.c), 1000:      %7.2f ms  (%.1f us/entry)" % (cfl, cfl * 1e3 / 1000))
-print("  ratio per entry (ours / fstab-generator), 1000: %.2fx%s" % (c1000 / cf, "  (floor / fstab-generator %.2fx)" % (cfl / cf) if cfl else ""))
+if cfl: print("  floor (generator-floor-cache.c), 1000: %7.2f ms  (%.1f us/entry); without the cache %.2f ms" % (cfl, cfl * 1e3 / 1000, cflc))
+print("  ratio per entry (ours / fstab-generator), 1000: %.2fx%s; cold %.2fx" % (c1000 / cf, "  (floor / fstab-generator %.2fx, ours / floor %.2fx)" % (cfl / cf, c1000 / cfl) if cfl else "", cc1000 / cf))
 print("  ratio, no records (ours / fstab-generator, empty fstab): %.2fx" % (c0 / cf0))
 w = lambda k: ms(k, "wall")
 print("wall time, interleaved (median of 30 rounds, including the spawn from Python):")
-print("  1000 records: ours %.2f ms, fstab-generator %.2f ms, ratio %.2fx%s" % (w("ours-1000"), w("fstab-1000"), w("ours-1000") / w("fstab-1000"),
-      "; floor %.2f ms, floor / fstab-generator %.2fx" % (w("floor"), w("floor") / w("fstab-1000")) if "floor" in m else ""))
+print("  1000 records: ours %.2f ms, fstab-generator %.2f ms, ratio %.2fx%s; cold %.2f ms, %.2fx" % (w("ours-1000"), w("fstab-1000"), w("ours-1000") / w("fstab-1000"),
+      "; floor %.2f ms, floor / fstab-generator %.2fx" % (w("floor"), w("floor") / w("fstab-1000")) if "floor" in m else "",
+      w("cold-1000"), w("cold-1000") / w("fstab-1000")))
 print("  no records: ours %.2f ms (target < 2.5 ms: %s), fstab-generator, empty fstab %.2f ms, ratio %.2fx" % (w("ours-0"), ok(w("ours-0") < 2.5), w("fstab-0"), w("ours-0") / w("fstab-0")))
 PY
 echo "  ldd $GEN:"; ldd "$GEN" | sed 's/^/    /'

@@ -28,7 +28,8 @@ pub struct ApplyArgs {
 
 /// Remove the containers whose record file was deleted or masked
 ///
-/// Stops the unit, uninstalls, removes the state.
+/// Stops the unit, uninstalls, removes the state, then rewrites the
+/// generator's cache (/etc/syscontainer/state/generator.cache).
 /// syscontainer-reconcile.path runs it when a record directory changes.
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {}
@@ -200,6 +201,10 @@ pub fn reconcile(settings: &Settings, _a: ReconcileArgs) -> Result<()> {
             }
         }
     }
+    // The generator's cache, for the containers as they are now (every
+    // state write refreshes it too; this also renews one that another
+    // build of syscontainer wrote).
+    syscontainer::gencache::refresh_or_log(root);
     if failed > 0 {
         anyhow::bail!("{failed} container(s) could not be removed");
     }

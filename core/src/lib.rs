@@ -16,6 +16,7 @@ pub mod failpoint;
 #[cfg(feature = "store")]
 pub mod flock;
 pub mod fsutil;
+pub mod gencache;
 pub mod generate;
 pub mod health;
 #[cfg(feature = "runtime")]

@@ -17,7 +17,9 @@ use std::process::Command;
 
 const NAME: &str = "my-web";
 
-/// Every path under `dir` that is a symlink, relative to `dir`.
+/// Every path under `dir` that is a symlink, relative to `dir`; the
+/// `Wants=` lines of a generator's drop-in `TARGET.d/syscontainer.conf`
+/// count as the `TARGET.wants/UNIT` links they stand for.
 fn links(dir: &Path) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -30,6 +32,14 @@ fn links(dir: &Path) -> BTreeSet<String> {
                 out.insert(e.path().strip_prefix(dir).unwrap().display().to_string());
             } else if ft.is_dir() {
                 stack.push(e.path());
+            } else if e.file_name() == "syscontainer.conf" {
+                let parent = d.strip_prefix(dir).unwrap().display().to_string();
+                let target = parent.strip_suffix(".d").unwrap();
+                for l in fs::read_to_string(e.path()).unwrap().lines() {
+                    if let Some(u) = l.strip_prefix("Wants=") {
+                        out.insert(format!("{target}.wants/{u}"));
+                    }
+                }
             }
         }
     }

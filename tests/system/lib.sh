@@ -147,6 +147,20 @@ g() {
         SYSTEMD_PAGER= SYSTEMD_COLORS=0 SYSTEMD_LESS= "$@"
 }
 gsh() { g sh -c "$1"; }
+# boot_wanted TARGET UNIT: the generator's drop-in TARGET.d/syscontainer.conf
+# has Wants=UNIT (how it makes multi-user.target and syscontainers.target want
+# the enabled containers), and systemd has loaded it: TARGET's Wants= lists UNIT.
+boot_wanted() {
+    g grep -qx "Wants=$2" "/run/systemd/generator/$1.d/syscontainer.conf" &&
+        g systemctl show -p Wants --value "$1" | tr ' ' '\n' | grep -qx "$2"
+}
+# not_boot_wanted TARGET UNIT: neither that line, nor a TARGET.wants/UNIT link,
+# nor the dependency in systemd.
+not_boot_wanted() {
+    ! g grep -qx "Wants=$2" "/run/systemd/generator/$1.d/syscontainer.conf" &&
+        ! g test -e "/run/systemd/generator/$1.wants/$2" &&
+        ! { g systemctl show -p Wants --value "$1" | tr ' ' '\n' | grep -qx "$2"; }
+}
 gput() {   # gput SRC DEST [MODE]
     # shellcheck disable=SC2016
     g sh -c 'mkdir -p "$(dirname "$1")" && cat >"$1" && chmod "$2" "$1"' sh "$2" "${3:-644}" <"$1"

@@ -36,9 +36,12 @@ all_inactive() {
     for u; do is_inactive "$u" || return 1; done
 }
 check "install started nothing (no --now)" all_inactive alpha beta gamma
-check "alpha and beta have boot activation links, gamma none" \
-    gsh "test -L $GENDIR/multi-user.target.wants/alpha.service && test -L $GENDIR/multi-user.target.wants/beta.service &&
-         ! test -e $GENDIR/multi-user.target.wants/gamma.service && ls -l $GENDIR/*.wants/"
+wants_alpha_beta() {   # wants_alpha_beta TARGET: it wants alpha and beta, not gamma
+    boot_wanted "$1" alpha.service && boot_wanted "$1" beta.service && not_boot_wanted "$1" gamma.service
+}
+check "multi-user.target wants alpha and beta (the generator's drop-in), not gamma" \
+    wants_alpha_beta multi-user.target
+check "syscontainers.target wants alpha and beta, not gamma" wants_alpha_beta syscontainers.target
 check "clean poweroff after boot 1" shutdown_guest
 
 # ===================================================================== boot 2

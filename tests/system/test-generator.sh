@@ -150,10 +150,10 @@ check "boot 1 reaches 'running'" boot
 check "alpha.service is generated (comment, UnitFileState, SourcePath)" generated_unit_ok alpha
 check "beta.service is generated" generated_unit_ok beta
 check "alpha has RequiresMountsFor= its deployment" requires_mounts_for alpha /var/lib/containers/atomic/alpha.0
-check "enabled alpha: $GENDIR/multi-user.target.wants/alpha.service" \
-    g test -L $GENDIR/multi-user.target.wants/alpha.service
-check "disabled beta: no multi-user.target.wants/beta.service" \
-    not g test -e $GENDIR/multi-user.target.wants/beta.service
+check "enabled alpha: multi-user.target wants it (Wants= in $GENDIR/multi-user.target.d/syscontainer.conf)" \
+    boot_wanted multi-user.target alpha.service
+check "disabled beta: multi-user.target does not want it" \
+    not_boot_wanted multi-user.target beta.service
 check "enabled alpha is active after boot" is_active alpha
 check "alpha's command ran (journal: 'started alpha')" wait_for 5 journal_has alpha '^started alpha$'
 check "disabled beta is inactive after boot" is_inactive beta

@@ -18,15 +18,15 @@ check "update doomed: a second deployment (doomed.1)" sc containers update --set
 check "doomed running on doomed.1" prop_is doomed WorkingDirectory "$CHECKOUTS/doomed.1"
 check "the tmpfiles D dir /run/doomed exists" g test -d /run/doomed
 check "put a file into /run/doomed (its contents go with tmpfiles --remove)" g touch /run/doomed/leftover
-check "doomed has a boot activation link" g test -L $GENDIR/multi-user.target.wants/doomed.service
+check "multi-user.target wants doomed" boot_wanted multi-user.target doomed.service
 keeper_id=$(ident keeper)
 
 check "syscontainer uninstall doomed" sc uninstall doomed
 check "the container got SIGTERM on the way out" journal_has doomed '^got TERM$'
 check "doomed.service is gone (LoadState not-found)" prop_is doomed LoadState not-found
 check "no generated unit file" not g test -e $GENDIR/doomed.service
-check "no boot activation link" not g test -e $GENDIR/multi-user.target.wants/doomed.service
-check "no syscontainers.target.wants link" not g test -e $GENDIR/syscontainers.target.wants/doomed.service
+check "multi-user.target no longer wants doomed" not_boot_wanted multi-user.target doomed.service
+check "syscontainers.target no longer wants doomed" not_boot_wanted syscontainers.target doomed.service
 check "no record" not g test -e $RECDIR/doomed.json
 check "no state" not g test -e $STATEDIR/doomed.json
 check "no deployments, no symlink" \

@@ -139,12 +139,7 @@ impl Candidate {
                 let Some(Ok(st)) = state else {
                     unreachable!("matched above")
                 };
-                return found(FoundState::Ok {
-                    trial: st.trial.is_some(),
-                    record: Box::new(st.record),
-                    warnings: Vec::new(),
-                    decl: Decl::Applied,
-                });
+                return self.applied(st);
             }
         }
         let read = match &self.dir {
@@ -179,6 +174,61 @@ impl Candidate {
             },
         };
         found(combine(read, state))
+    }
+
+    /// A deployed container whose intent file is the one its state applied.
+    fn applied(&self, st: State) -> Found {
+        Found {
+            name: self.name.clone(),
+            path: self.path.clone(),
+            state: FoundState::Ok {
+                trial: st.trial.is_some(),
+                record: Box::new(st.record),
+                warnings: Vec::new(),
+                decl: Decl::Applied,
+            },
+        }
+    }
+
+    /// The identities, now, of the winning intent file and of the state
+    /// (two `statat`s, nothing read): what an entry of the generator's
+    /// cache is checked against. `None` without an intent file, for a
+    /// symlink, or without a state directory.
+    pub fn ids(&self) -> Option<(FileId, FileId)> {
+        let dir = self.dir.as_ref()?.fd().ok()?;
+        let states = self.states.as_ref()?.fd().ok()?;
+        if self.symlink {
+            return None;
+        }
+        // The state has the intent file's name: NAME.json.
+        let stat = |d| rfs::statat(d, self.file(), AtFlags::SYMLINK_NOFOLLOW).ok();
+        Some((FileId::of(&stat(dir)?), FileId::of(&stat(states)?)))
+    }
+
+    /// For the generator's cache: a container whose intent file is still
+    /// the one its state applied (as [`Candidate::load`] finds it without
+    /// reading the intent file), with the identities of that intent file
+    /// and of the state as read (through the descriptor that was read, so
+    /// that the identity is that of the content). `None` for anything else.
+    pub fn load_applied(&self, buf: &mut Vec<u8>) -> Option<(Found, FileId, FileId)> {
+        name::validate(&self.name).ok()?;
+        let dir = self.dir.as_ref()?;
+        let states = self.states.as_ref()?.fd().ok()?;
+        if self.symlink {
+            return None;
+        }
+        let fd = rfs::openat(
+            states,
+            self.file(),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        let sid = FileId::of(&rfs::fstat(&fd).ok()?);
+        let text = read_fd(&fd, buf).ok()?;
+        let st = State::parse(&super::state::state_path(&self.name), text).ok()?;
+        let iid = st.intent_file?;
+        self.is_file(dir, iid).then(|| (self.applied(st), iid, sid))
     }
 
     /// The state, if there is one.
@@ -291,12 +341,17 @@ fn read_at<'b>(dir: &Dir, file: &OsStr, buf: &'b mut Vec<u8>) -> io::Result<&'b 
         OFlags::RDONLY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
+    read_fd(&fd, buf)
+}
+
+/// Read `fd` to its end into `buf`.
+fn read_fd<'b>(fd: &std::os::fd::OwnedFd, buf: &'b mut Vec<u8>) -> io::Result<&'b [u8]> {
     let mut len = 0;
     loop {
         if buf.len() - len < READ_CHUNK {
             buf.resize(len + 2 * READ_CHUNK, 0);
         }
-        match rustix::io::read(&fd, &mut buf[len..]) {
+        match rustix::io::read(fd, &mut buf[len..]) {
             Ok(0) => return Ok(&buf[..len]),
             Ok(n) => len += n,
             Err(Errno::INTR) => {}

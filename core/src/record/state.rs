@@ -248,11 +248,14 @@ impl State {
         let mut text = serde_json::to_string_pretty(&st).expect("states serialize");
         text.push('\n');
         write_private(root, paths::STATE_DIR, &logical, text.as_bytes())?;
+        crate::gencache::refresh_or_log(root);
         Ok(logical)
     }
 
     pub fn remove(root: &Root, name: &str) -> Result<(), RecordError> {
-        remove_file(root, paths::STATE_DIR, &state_path(name))
+        remove_file(root, paths::STATE_DIR, &state_path(name))?;
+        crate::gencache::refresh_or_log(root);
+        Ok(())
     }
 
     /// The identity of the winning intent file, when it holds the applied
