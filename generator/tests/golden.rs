@@ -282,3 +282,98 @@ fn unwritable_output_exits_1() {
         "{log}"
     );
 }
+
+/// A root with `n` first-wave records `recNNNN` (every third disabled).
+fn many_records(n: usize) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let d = root.path().join("etc/syscontainer/containers");
+    fs::create_dir_all(&d).unwrap();
+    let text = fs::read_to_string(
+        golden_dir().join("minimal/input/etc/syscontainer/containers/hello.json"),
+    )
+    .unwrap();
+    for i in 0..n {
+        let name = format!("rec{i:04}");
+        let t = text
+            .replace("\"hello\"", &format!("\"{name}\""))
+            .replace("hello.0", &format!("{name}.0"))
+            .replace("\"enabled\": true", &format!("\"enabled\": {}", i % 3 != 0));
+        fs::write(d.join(format!("{name}.json")), t).unwrap();
+    }
+    root
+}
+
+/// The sections of a `--dry-run` output: (path, text) of each unit.
+fn dry_run_units(s: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for part in s.split("# ===== ").skip(1) {
+        let (head, body) = part.split_once(" =====\n").unwrap();
+        if !head.contains(" -> ") {
+            // the writer adds nothing: dry_run ends each unit with an empty line
+            out.push((
+                head.to_string(),
+                body.strip_suffix('\n').unwrap().to_string(),
+            ));
+        }
+    }
+    out
+}
+
+/// Enough records that the units go through the generator's writing thread
+/// (and this thread, when the writer is behind): the tree is what
+/// `--dry-run` prints, file for file, and nothing else.
+#[test]
+fn many_records_are_written_as_dry_run_prints_them() {
+    let root = many_records(300);
+    let out = tempfile::tempdir().unwrap();
+    let res = run_generator(root.path(), &[out.path().to_str().unwrap()]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let dry = run_generator(root.path(), &["--dry-run"]);
+    let units = dry_run_units(&String::from_utf8(dry.stdout).unwrap());
+    assert_eq!(units.len(), 302, "300 units and two drop-ins");
+    for (path, text) in &units {
+        assert_eq!(
+            &fs::read_to_string(out.path().join(path)).unwrap(),
+            text,
+            "{path}"
+        );
+    }
+    let tree = read_tree(out.path());
+    assert_eq!(tree.len(), 302, "{:?}", tree.keys().collect::<Vec<_>>());
+    let wants = wanted(out.path(), "multi-user.target");
+    assert_eq!(wants.len(), 200);
+    assert!(
+        wants.contains(&"rec0001.service".to_string())
+            && !wants.contains(&"rec0000.service".to_string())
+    );
+}
+
+/// A unit that cannot be written (a directory is in its place) among many:
+/// exit 1 naming the directory, and every other unit is written.
+#[test]
+fn a_failed_write_among_many_exits_1_and_writes_the_rest() {
+    let root = many_records(300);
+    let out = tempfile::tempdir().unwrap();
+    fs::create_dir(out.path().join("rec0150.service")).unwrap();
+    let res = run_generator(root.path(), &[out.path().to_str().unwrap()]);
+    let log = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(&format!("cannot write units to {}", out.path().display())),
+        "{log}"
+    );
+    for i in (0..300).filter(|&i| i != 150) {
+        assert!(
+            out.path().join(format!("rec{i:04}.service")).is_file(),
+            "rec{i:04}"
+        );
+    }
+    assert!(out
+        .path()
+        .join("multi-user.target.d/syscontainer.conf")
+        .is_file());
+}
