@@ -278,4 +278,4 @@ print(f"  syscontainer grows         {(op - om) / 1e3:7.1f} kB = {(op - om) / om
 print(f"  podman grows               {(pp - pm) / 1e3:7.1f} kB = {(pp - pm) / pm * 100:.3f}% of {pm / 1e6:.1f} MB")
 PY
 echo
-bench/generator.sh "$CARGO_TARGET_DIR/release/syscontainer-generator"
+bench/generator.sh "$CARGO_TARGET_DIR/release/syscontainer-generator" "$SC"
