@@ -32,7 +32,12 @@ pub struct ApplyArgs {
 /// generator's cache (/etc/syscontainer/state/generator.cache).
 /// syscontainer-reconcile.path runs it when a record directory changes.
 #[derive(Debug, Args)]
-pub struct ReconcileArgs {}
+pub struct ReconcileArgs {
+    /// Only rewrite the generator's cache, remove nothing (the package runs
+    /// this after an upgrade, whose new build does not use the old cache)
+    #[arg(long)]
+    pub cache_only: bool,
+}
 
 pub fn apply(settings: &Settings, a: ApplyArgs) -> Result<()> {
     let root = &settings.root;
@@ -169,8 +174,16 @@ fn pull(settings: &Settings, intent: &Intent) -> Result<String> {
     .map_err(|e| anyhow::anyhow!("cannot pull {}: {e:#}", intent.image))
 }
 
-pub fn reconcile(settings: &Settings, _a: ReconcileArgs) -> Result<()> {
+pub fn reconcile(settings: &Settings, a: ReconcileArgs) -> Result<()> {
     let root = &settings.root;
+    if a.cache_only {
+        return syscontainer::gencache::refresh(root).with_context(|| {
+            format!(
+                "cannot write the generator's cache {}",
+                root.join(syscontainer::gencache::CACHE_FILE).display()
+            )
+        });
+    }
     let (found, errors) = record::discover(root);
     for e in errors {
         log::warn!("{e}");

@@ -139,6 +139,14 @@ fn apply_deploys_applies_edits_rolls_back_and_reconciles() {
     assert_eq!(fs::read_link(co.join("web")).unwrap(), Path::new("web.0"));
     assert_eq!(declared(root), serde_json::json!({"web": "deployed"}));
 
+    // The generator's cache: written with the state; `reconcile
+    // --cache-only` writes it again (as the package does after an upgrade).
+    let cache = states.join("generator.cache");
+    assert!(cache.is_file());
+    fs::remove_file(&cache).unwrap();
+    expect(&cli(root, &["reconcile", "--cache-only"]), 0);
+    assert!(cache.is_file());
+
     // Unchanged: nothing to do, no pull, the state untouched.
     let before = fs::read(&state).unwrap();
     let (out, err) = expect(&cli(root, &["apply", "web"]), 0);
@@ -268,8 +276,12 @@ fn apply_deploys_applies_edits_rolls_back_and_reconciles() {
         "{err}"
     );
 
-    // Deleted: removing, and reconcile removes it.
+    // The intent file deleted: `reconcile --cache-only` removes nothing.
     fs::remove_file(&intent).unwrap();
+    expect(&cli(root, &["reconcile", "--cache-only"]), 0);
+    assert!(state.exists() && co.join("web.0").exists());
+
+    // Deleted: removing, and reconcile removes it.
     assert_eq!(declared(root), serde_json::json!({"web": "removing"}));
     let (out, _) = expect(&cli(root, &["reconcile"]), 0);
     assert!(out.contains("Removed web"), "{out}");
