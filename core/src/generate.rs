@@ -408,8 +408,10 @@ where
     let mut cache = crate::gencache::Reader::open(root);
     let mut buf = Vec::new();
     let mut wants = Wants::default();
+    let mut cached = 0;
     for c in &cands {
         if let Some(mut g) = cache.as_mut().and_then(|r| r.lookup(c, &names)) {
+            cached += 1;
             wants.take(&mut g);
             sink(g);
             continue;
@@ -424,6 +426,11 @@ where
         outputs: wants.dropins(),
         ..Generated::default()
     });
+    log::debug!(
+        "{cached} of {} containers from the generator's cache {}",
+        cands.len(),
+        crate::gencache::CACHE_FILE
+    );
     failed
 }
 
