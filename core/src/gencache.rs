@@ -47,9 +47,10 @@ pub const CACHE_FILE: &str = "/etc/syscontainer/state/generator.cache";
 
 const MAGIC: &[u8; 8] = b"SCGENC01";
 const END: u32 = u32::MAX;
-/// An entry larger than this is not written (and a length above it means
-/// a damaged file).
-const ENTRY_MAX: usize = 16 << 20;
+/// An entry larger than this is not written (and a length above it, or
+/// beyond the end of the file, means a damaged file: the reader never
+/// allocates for more than the file holds).
+const ENTRY_MAX: usize = 1 << 20;
 /// How much the generator reads at a time.
 const CHUNK: usize = 64 << 10;
 
@@ -184,6 +185,9 @@ fn parse_entry(raw: &[u8]) -> Option<Entry<'_>> {
 /// Reads the cache from start to end, one entry at a time, in name order.
 pub struct Reader {
     file: File,
+    /// The file's length, and the offset in it of `buf[0]`.
+    len: u64,
+    base: u64,
     buf: Vec<u8>,
     /// The unread bytes are `buf[pos..end]`.
     pos: usize,
@@ -198,8 +202,11 @@ impl Reader {
     /// The cache under `root`, when there is one that this build wrote.
     pub fn open(root: &Root) -> Option<Reader> {
         let file = File::open(root.join(CACHE_FILE)).ok()?;
+        let len = file.metadata().ok()?.len();
         let mut r = Reader {
             file,
+            len,
+            base: 0,
             buf: vec![0; CHUNK],
             pos: 0,
             end: 0,
@@ -223,6 +230,7 @@ impl Reader {
         }
         self.buf.copy_within(self.pos..self.end, 0);
         self.end -= self.pos;
+        self.base += self.pos as u64;
         self.pos = 0;
         if self.buf.len() < n {
             self.buf.resize(n.max(CHUNK), 0);
@@ -249,9 +257,11 @@ impl Reader {
         let len = self
             .fill(4)
             .map(|()| u32::from_le_bytes(self.buf[self.pos..self.pos + 4].try_into().unwrap()));
+        let left = self.len.saturating_sub(self.base + self.pos as u64);
         let whole = len
             .filter(|&n| n != END && n as usize <= ENTRY_MAX)
-            .map(|n| 4 + n as usize);
+            .map(|n| 4 + n as usize)
+            .filter(|&w| w as u64 <= left);
         match whole {
             Some(w) if self.fill(w).is_some() => {
                 self.cur = Some(w);
@@ -592,7 +602,16 @@ mod tests {
         zeroed[20..200].fill(0);
         let mut big = good.clone();
         big[16..20].copy_from_slice(&u32::MAX.wrapping_sub(1).to_le_bytes());
+        // a length within ENTRY_MAX but past the end of the file: refused
+        // before anything is allocated for it
+        let mut past_end = good.clone();
+        past_end[16..20].copy_from_slice(&500_000u32.to_le_bytes());
+        fs::write(&p, &past_end).unwrap();
+        let mut r = Reader::open(&root).unwrap();
+        assert!(!r.advance());
+        assert!(r.buf.len() <= CHUNK, "{}", r.buf.len());
         for bad in [
+            past_end,
             good[..good.len() / 2].to_vec(),
             zeroed,
             big,
