@@ -13,26 +13,13 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use sha2::{Digest, Sha256};
-
-fn sha(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
-}
-
-fn header(size: usize, mode: u32) -> tar::Header {
-    let mut h = tar::Header::new_ustar();
-    h.set_size(size as u64);
-    h.set_mode(mode);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(1);
-    h
-}
+mod common;
+use common::{sha, tar_header};
 
 /// A docker-archive of one image `tag` with a one-file layer, at `path`.
 fn archive(path: &Path, tag: &str) -> String {
     let mut b = tar::Builder::new(Vec::new());
-    b.append_data(&mut header(12, 0o755), "bin/sh", &b"#!/bin/true\n"[..])
+    b.append_data(&mut tar_header(12, 0o755), "bin/sh", &b"#!/bin/true\n"[..])
         .unwrap();
     let layer = b.into_inner().unwrap();
     let config = format!(
@@ -47,7 +34,7 @@ fn archive(path: &Path, tag: &str) -> String {
         ("config.json", config.as_bytes()),
         ("layer.tar", &layer[..]),
     ] {
-        b.append_data(&mut header(data.len(), 0o644), p, data)
+        b.append_data(&mut tar_header(data.len(), 0o644), p, data)
             .unwrap();
     }
     b.finish().unwrap();

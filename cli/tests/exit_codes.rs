@@ -12,21 +12,8 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use sha2::{Digest, Sha256};
-
-fn sha(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
-}
-
-fn header(size: usize, mode: u32) -> tar::Header {
-    let mut h = tar::Header::new_ustar();
-    h.set_size(size as u64);
-    h.set_mode(mode);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(1);
-    h
-}
+mod common;
+use common::{sha, tar_header};
 
 /// A layer with `/bin/sh` plus `extra` files; `raw_name` adds an entry
 /// whose name is written into the header as is (the `tar` crate refuses
@@ -35,11 +22,11 @@ fn layer(extra: &[(&str, &[u8])], raw_name: Option<&[u8]>) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     let files = [("bin/sh", &b"#!/bin/true\n"[..])];
     for (p, data) in files.iter().chain(extra) {
-        b.append_data(&mut header(data.len(), 0o755), p, *data)
+        b.append_data(&mut tar_header(data.len(), 0o755), p, *data)
             .unwrap();
     }
     if let Some(name) = raw_name {
-        let mut h = header(4, 0o644);
+        let mut h = tar_header(4, 0o644);
         h.as_old_mut().name[..name.len()].copy_from_slice(name);
         h.set_cksum();
         b.append(&h, &b"evil"[..]).unwrap();
@@ -66,7 +53,7 @@ fn archive(path: &Path, tag: &str, layer: &[u8]) -> String {
         ("config.json", config.as_bytes()),
         ("layer.tar", layer),
     ] {
-        b.append_data(&mut header(data.len(), 0o644), p, data)
+        b.append_data(&mut tar_header(data.len(), 0o644), p, data)
             .unwrap();
     }
     b.finish().unwrap();

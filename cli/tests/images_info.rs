@@ -18,21 +18,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use sha2::{Digest, Sha256};
-
-fn sha(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
-}
-
-fn header(size: usize, mode: u32) -> tar::Header {
-    let mut h = tar::Header::new_ustar();
-    h.set_size(size as u64);
-    h.set_mode(mode);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(1);
-    h
-}
+mod common;
+use common::{sha, tar_header};
 
 /// What goes into a layer.
 enum Entry<'a> {
@@ -46,15 +33,15 @@ fn layer(entries: &[Entry]) -> Vec<u8> {
     for e in entries {
         match e {
             Entry::File(p, data) => b
-                .append_data(&mut header(data.len(), 0o644), p, &data[..])
+                .append_data(&mut tar_header(data.len(), 0o644), p, &data[..])
                 .unwrap(),
             Entry::Symlink(p, target) => {
-                let mut h = header(0, 0o777);
+                let mut h = tar_header(0, 0o777);
                 h.set_entry_type(tar::EntryType::Symlink);
                 b.append_link(&mut h, p, target).unwrap();
             }
             Entry::Dir(p) => {
-                let mut h = header(0, 0o755);
+                let mut h = tar_header(0, 0o755);
                 h.set_entry_type(tar::EntryType::Directory);
                 b.append_data(&mut h, p, std::io::empty()).unwrap();
             }
@@ -85,11 +72,11 @@ fn archive(path: &Path, tag: &str, layers: &[Vec<u8>]) -> String {
         ("manifest.json", manifest.as_bytes()),
         ("config.json", config.as_bytes()),
     ] {
-        b.append_data(&mut header(data.len(), 0o644), p, data)
+        b.append_data(&mut tar_header(data.len(), 0o644), p, data)
             .unwrap();
     }
     for (n, l) in names.iter().zip(layers) {
-        b.append_data(&mut header(l.len(), 0o644), n, &l[..])
+        b.append_data(&mut tar_header(l.len(), 0o644), n, &l[..])
             .unwrap();
     }
     b.finish().unwrap();

@@ -18,14 +18,12 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use sha2::{Digest, Sha256};
+
+mod common;
+use common::sha;
 
 const USER: &str = "alice";
 const PASSWORD: &str = "Pa55-w0rd-NEVER-PRINT";
-
-fn sha(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
-}
 
 /// A one-image registry: `img:latest`, a single uncompressed layer with
 /// `/bin/sh` and a config whose Cmd runs it. With `password`, only Basic auth

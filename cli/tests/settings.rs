@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 mod common;
-use common::{sibling, BIN};
+use common::{sibling, tar_header, BIN};
 
 /// A binary, the arguments of a run that logs something, and how a line of
 /// its stderr starts at each level.
@@ -225,16 +225,6 @@ fn an_unknown_token_warns_once_alike_and_the_rest_applies() {
 
 // The CLI's settings reach the library: each variable that the library used
 // to read for itself changes what a command does.
-
-fn tar_header(size: usize, mode: u32) -> tar::Header {
-    let mut h = tar::Header::new_ustar();
-    h.set_size(size as u64);
-    h.set_mode(mode);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(1);
-    h
-}
 
 /// A docker-archive of `example.com/env:1` at `path`: one layer with
 /// `/bin/sh`, `/etc/motd` and a symlink `/bin/link -> sh`.

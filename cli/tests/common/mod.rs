@@ -30,3 +30,21 @@ pub fn sibling(name: &str) -> PathBuf {
     assert!(p.is_file(), "{} was not built", p.display());
     p
 }
+
+/// `sha256:HEX` of `b`: an OCI digest.
+pub fn sha(b: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)))
+}
+
+/// A ustar header for a file of `size` bytes and `mode`, owned by root,
+/// mtime 1: the tar entries of the tests' images.
+pub fn tar_header(size: usize, mode: u32) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_size(size as u64);
+    h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1);
+    h
+}
